@@ -1,0 +1,488 @@
+"""``PianoMimeEnv``: two Shadow Hands play a song on an 88-key piano (a native Gymnasium env).
+
+## Description
+Two 24-DoF Shadow Hands, each on a forearm that slides along the keyboard (``forearm_tx``) and up
+and down (``forearm_ty``), sit over a full-size 88-key piano (RoboPianist's models, MuJoCo). The
+task is to press the song's keys at the right times and use the sustain pedal as the score says.
+The song is a piano roll at the control rate (20 Hz by default); one episode plays it once.
+
+## Action space
+``Box(low, high, (45,), float32)`` — absolute joint position targets, then the sustain pedal.
+With ``reduced_action_space=True`` the thumb's THJ5 and THJ1 and the little finger's LFJ5 are
+removed from both hands: 39 entries. With ``normalized_actions=True`` the space is
+``Box(-1, 1)`` and is mapped linearly onto ``[low, high]``. Values outside the bounds are clipped;
+NaN or inf raises ``ValueError``.
+
+| index (full) | entry | unit | range |
+|---|---|---|---|
+| 0–1 | right wrist WRJ2, WRJ1 | rad | [−0.52, 0.17], [−0.70, 0.49] |
+| 2–6 | right thumb THJ5, THJ4, THJ3, THJ2, THJ1 | rad | joint ranges |
+| 7–9 | right index FFJ4, FFJ3, FFJ0 (= J1 + J2, a tendon) | rad | [−0.35, 0.35], [−0.26, 1.57], [0, 3.14] |
+| 10–12 | right middle MFJ4, MFJ3, MFJ0 | rad | as index |
+| 13–15 | right ring RFJ4, RFJ3, RFJ0 | rad | as index |
+| 16–19 | right little LFJ5, LFJ4, LFJ3, LFJ0 | rad | joint ranges |
+| 20 | right forearm_tx (along the keyboard) | m | [−0.76, 0.46] |
+| 21 | right forearm_ty (height) | m | [0, 0.06] |
+| 22–43 | left hand, same order | | forearm_tx [−0.46, 0.76] |
+| 44 | sustain pedal | – | [0, 1] (pressed when ≥ 0.5) |
+
+``env.unwrapped.action_names`` lists the actuator names in order.
+
+## Observation space
+A ``Dict`` whose keys come in this fixed order (flattening follows it); ``flatten=True`` gives one
+``Box(-inf, inf, (D,), float32)`` vector, the concatenation in the same order. All float32.
+
+| key | shape | content |
+|---|---|---|
+| ``goal`` | (L+1, 89) | rows t..t+L of the song: 88 keys (1 = should be down) + sustain; zero past the end |
+| ``piano_state`` | (88,) | key positions normalized to [0, 1] (1 = bottom) |
+| ``sustain_state`` | (1,) | the last commanded sustain value |
+| ``hand_joints`` | (2J,) | joint positions, right hand then left (J = 26, or 23 reduced); order in ``joint_names`` |
+| ``fingertips`` | (30,) | fingertip positions (m, world frame): right hand thumb..little xyz, then left |
+| ``hand_velocities`` | (2J,) | joint velocities (only with ``joint_velocities=True``) |
+
+L = ``n_steps_lookahead`` (default 10). D = 89(L+1) + 88 + 1 + 2J + 30 (+ 2J) = 1150 by default.
+
+## Rewards
+A weighted sum of named terms (``reward_terms={name: weight}``; see :mod:`pianomime_env.rewards`
+for formulas and for writing your own). Default: ``key_press`` (range [0, 1]), ``sustain`` ([0, 1]),
+``energy`` (≤ 0, −5e-3·Σ|force||velocity|) and ``forearm_collision`` (0.5 when the forearms do not
+touch), each with weight 1. Every step's ``info`` carries ``info["reward/<name>"]`` (unweighted).
+
+## Starting state
+All joints at zero (hands open above the keys), keys up. With ``randomize_hand_positions=True``
+both hands are shifted together along the keyboard by U(−0.05, 0.05) m drawn from the reset seed.
+
+## Episode end
+``terminated=True`` after the song's last control step (T = the song's length in steps,
+including ``initial_buffer_time``), or, with ``wrong_press_termination=True``, at the first step
+where a key that should be up is pressed. There is no truncation inside the env. At the final
+step ``info["metrics"]`` holds the episode's musical metrics (:func:`pianomime_env.metrics.evaluate`):
+RoboPianist's per-step ``precision``/``recall``/``f1`` and ``sustain_*``, and the note-onset
+``note_precision``/``note_recall``/``note_f1``.
+
+## Arguments
+See :class:`PianoMimeEnv`.
+
+## Version history
+- v0: first release. Physics and observation semantics follow RoboPianist 1.0.10's
+  ``PianoWithShadowHands`` (same model, same substep order), with the goal's rows past the song's
+  end set to zero and song end reported as ``terminated``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import EzPickle
+
+from pianomime_env import metrics as metrics_lib
+from pianomime_env import rewards as rewards_lib
+from pianomime_env import scene as scene_lib
+from pianomime_env.songs import NoteTrajectory, Song, load_song
+
+_SUSTAIN_THRESHOLD = 0.5
+_HAND_POSITION_OFFSET = 0.05
+
+
+class PianoMimeEnv(gym.Env, EzPickle):
+    """Bimanual Shadow Hand piano playing. The module docstring is the full reference.
+
+    Args:
+        song: a built-in or registered song name, a MIDI file path, a ``Song``, or
+            ``"music21:<corpus path>"``.
+        midi: alias of ``song`` for a MIDI file path (``gym.make("PianoMime-v0", midi=...)``).
+        n_steps_lookahead: L, goal rows beyond the current one in the observation (default 10).
+        trim_silence: drop leading/trailing silence of the song.
+        initial_buffer_time: seconds of silence added before the first note.
+        gravity_compensation: cancel gravity on the hands.
+        wrong_press_termination: end the episode when a key that should be up is pressed.
+        disable_hand_collisions: the two hands pass through each other.
+        randomize_hand_positions: shift both hands along the keyboard at reset (±5 cm).
+        stretch: tempo factor; > 1 is slower.
+        shift: transposition in semitones (notes leaving the keyboard are dropped).
+        primitive_fingertip_collisions: capsule fingertip colliders (faster contacts).
+        reduced_action_space: 39 actions instead of 45 (see the action table).
+        control_timestep: seconds per env step (default 0.05 = 20 Hz).
+        physics_timestep: seconds per physics step (default 0.005); must divide control_timestep.
+        normalized_actions: expose the action space as Box(-1, 1).
+        flatten: one float32 vector observation instead of a Dict.
+        joint_velocities: add ``hand_velocities`` to the observation.
+        reward_terms: name -> weight | term | (term, weight); default the four RoboPianist terms.
+        demo: a demonstration (read by terms such as ``style``; see ``pianomime_env.demos``).
+        render_mode: None or ``"rgb_array"``.
+        width, height: rendered frame size in pixels.
+        camera: camera name (``back``, ``closeup``, ``left``, ``right``, ``egocentric``,
+            ``topdown``) or id; -1 is the free camera.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        song: str | os.PathLike | Song | None = None,
+        *,
+        midi: str | os.PathLike | None = None,
+        n_steps_lookahead: int = 10,
+        trim_silence: bool = False,
+        initial_buffer_time: float = 0.0,
+        gravity_compensation: bool = False,
+        wrong_press_termination: bool = False,
+        disable_hand_collisions: bool = False,
+        randomize_hand_positions: bool = False,
+        stretch: float = 1.0,
+        shift: int = 0,
+        primitive_fingertip_collisions: bool = False,
+        reduced_action_space: bool = False,
+        control_timestep: float = 0.05,
+        physics_timestep: float = 0.005,
+        normalized_actions: bool = False,
+        flatten: bool = False,
+        joint_velocities: bool = False,
+        reward_terms: Mapping[str, Any] | None = None,
+        demo: Any = None,
+        render_mode: str | None = None,
+        width: int = 640,
+        height: int = 480,
+        camera: str | int = "back",
+    ) -> None:
+        EzPickle.__init__(
+            self,
+            song,
+            midi=midi,
+            n_steps_lookahead=n_steps_lookahead,
+            trim_silence=trim_silence,
+            initial_buffer_time=initial_buffer_time,
+            gravity_compensation=gravity_compensation,
+            wrong_press_termination=wrong_press_termination,
+            disable_hand_collisions=disable_hand_collisions,
+            randomize_hand_positions=randomize_hand_positions,
+            stretch=stretch,
+            shift=shift,
+            primitive_fingertip_collisions=primitive_fingertip_collisions,
+            reduced_action_space=reduced_action_space,
+            control_timestep=control_timestep,
+            physics_timestep=physics_timestep,
+            normalized_actions=normalized_actions,
+            flatten=flatten,
+            joint_velocities=joint_velocities,
+            reward_terms=reward_terms,
+            demo=demo,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            camera=camera,
+        )
+        if song is None and midi is None:
+            raise TypeError(
+                "PianoMimeEnv needs a song: pass song=<name | MIDI path> or midi=<path>"
+            )
+        if song is not None and midi is not None:
+            raise TypeError("pass either song= or midi=, not both")
+        _check_int("n_steps_lookahead", n_steps_lookahead, minimum=0)
+        _check_number("initial_buffer_time", initial_buffer_time, minimum=0.0)
+        _check_number("control_timestep", control_timestep, minimum=0.0, strict=True)
+        _check_number("physics_timestep", physics_timestep, minimum=0.0, strict=True)
+        n_substeps = int(round(control_timestep / physics_timestep))
+        if n_substeps < 1 or abs(n_substeps * physics_timestep - control_timestep) > 1e-9:
+            raise ValueError(
+                f"control_timestep ({control_timestep}) must be a whole multiple of "
+                f"physics_timestep ({physics_timestep})"
+            )
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        _check_int("width", width, minimum=1)
+        _check_int("height", height, minimum=1)
+
+        self.song = load_song(midi if song is None else song, stretch=stretch, shift=shift)
+        if trim_silence:
+            self.song = self.song.trim_silence()
+        self.trajectory: NoteTrajectory = self.song.to_trajectory(
+            dt=control_timestep, initial_buffer_time=initial_buffer_time
+        )
+        self._n_steps = len(self.trajectory)
+        self._lookahead = int(n_steps_lookahead)
+        self._n_substeps = n_substeps
+        self.control_timestep = float(control_timestep)
+        self._wrong_press_termination = bool(wrong_press_termination)
+        self._randomize_hand_positions = bool(randomize_hand_positions)
+        self._normalized_actions = bool(normalized_actions)
+        self._flatten = bool(flatten)
+        self._joint_velocities = bool(joint_velocities)
+        self.demo = demo
+
+        # Goal rows padded with zeros past the end so every lookahead window is a plain slice.
+        goal = np.zeros((self._n_steps + self._lookahead + 1, 89), dtype=np.float32)
+        goal[: self._n_steps, :88] = self.trajectory.keys
+        goal[: self._n_steps, 88] = self.trajectory.sustain
+        self._goal = goal
+
+        self.model = scene_lib.load_model(
+            reduced_action_space=reduced_action_space,
+            primitive_fingertip_collisions=primitive_fingertip_collisions,
+        )
+        self.index = scene_lib.SceneIndex.from_model(self.model)
+        scene_lib.configure_model(
+            self.model,
+            self.index,
+            physics_timestep=physics_timestep,
+            gravity_compensation=gravity_compensation,
+            disable_hand_collisions=disable_hand_collisions,
+        )
+        self.data = mujoco.MjData(self.model)
+        self.joint_names = self.index.hand_joint_names
+        self.action_names = tuple(
+            mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, i).split("/", 1)[1]
+            for i in range(self.model.nu)
+        ) + ("sustain",)
+        self._forearm_bodies = np.array(
+            [
+                mujoco.mj_name2id(
+                    self.model, mujoco.mjtObj.mjOBJ_BODY, f"{s}_shadow_hand/{s}_forearm"
+                )
+                for s in scene_lib.HANDS
+            ]
+        )
+        self._forearm_pos0 = self.model.body_pos[self._forearm_bodies].copy()
+
+        # Spaces.
+        ctrl = self.model.actuator_ctrlrange
+        self._act_low = np.append(ctrl[:, 0], 0.0).astype(np.float64)
+        self._act_high = np.append(ctrl[:, 1], 1.0).astype(np.float64)
+        if self._normalized_actions:
+            self.action_space = spaces.Box(-1.0, 1.0, (self.model.nu + 1,), np.float32)
+        else:
+            self.action_space = spaces.Box(
+                self._act_low.astype(np.float32),
+                self._act_high.astype(np.float32),
+                dtype=np.float32,
+            )
+        n_joints = self.index.hand_qpos.size
+        entries: list[tuple[str, spaces.Box]] = [
+            ("goal", spaces.Box(0.0, 1.0, (self._lookahead + 1, 89), np.float32)),
+            ("piano_state", spaces.Box(0.0, 1.0, (88,), np.float32)),
+            ("sustain_state", spaces.Box(0.0, 1.0, (1,), np.float32)),
+            ("hand_joints", spaces.Box(-np.inf, np.inf, (n_joints,), np.float32)),
+            ("fingertips", spaces.Box(-np.inf, np.inf, (30,), np.float32)),
+        ]
+        if self._joint_velocities:
+            entries.append(
+                ("hand_velocities", spaces.Box(-np.inf, np.inf, (n_joints,), np.float32))
+            )
+        self.observation_keys = tuple(k for k, _ in entries)
+        self._obs_dict_space = spaces.Dict(entries)  # a list keeps this order
+        if self._flatten:
+            size = sum(int(np.prod(s.shape)) for _, s in entries)
+            self.observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        else:
+            self.observation_space = self._obs_dict_space
+
+        self._terms = rewards_lib.build_terms(reward_terms)
+        self.reward_term_names = tuple(name for name, _, _ in self._terms)
+        self._recorder = metrics_lib.EpisodeRecorder(self._n_steps)
+
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": 1.0 / self.control_timestep}
+        self._render_args = (int(width), int(height), camera)
+        if render_mode is not None:  # fail now on a bad camera, not at the first frame
+            from pianomime_env.render import resolve_camera
+
+            resolve_camera(self.model, camera)
+        self._renderer = None
+
+        self._t = 0
+        self._needs_reset = True
+        self._sustain = 0.0
+        self._key_state = np.zeros(88)
+        self._key_activation = np.zeros(88, dtype=bool)
+
+    # -- Gymnasium API -------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        if self._randomize_hand_positions:
+            offset = self.np_random.uniform(-_HAND_POSITION_OFFSET, _HAND_POSITION_OFFSET)
+            m.body_pos[self._forearm_bodies] = self._forearm_pos0 + np.array([0.0, offset, 0.0])
+        mujoco.mj_forward(m, d)
+        self._t = 0
+        self._sustain = 0.0
+        self._needs_reset = False
+        self._update_key_state()
+        self._recorder.reset()
+        episode = rewards_lib.EpisodeContext(
+            model=m,
+            index=self.index,
+            goal_keys=self.trajectory.keys,
+            goal_sustain=self.trajectory.sustain,
+            fingering=self.trajectory.fingering,
+            control_timestep=self.control_timestep,
+            demo=self.demo,
+        )
+        self._episode = episode
+        for _, term, _ in self._terms:
+            if hasattr(term, "reset"):
+                term.reset(episode)
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step() (the episode has ended or not started)")
+        action = self._check_action(action)
+        m, d = self.model, self.data
+        d.ctrl[:] = action[:-1]
+        self._sustain = float(action[-1])
+        # All substeps in C. The order (step2, n-1 full steps, step1) equals RoboPianist's legacy
+        # step and leaves positions, velocities and site positions up to date for the new state.
+        mujoco.mj_step2(m, d)
+        if self._n_substeps > 1:
+            mujoco.mj_step(m, d, self._n_substeps - 1)
+        mujoco.mj_step1(m, d)
+        self._update_key_state()
+
+        t = self._t
+        goal_keys = self.trajectory.keys[t]
+        sustain_active = self._sustain >= _SUSTAIN_THRESHOLD
+        self._recorder.record(self._key_activation, sustain_active)
+        ctx = rewards_lib.StepContext(
+            t=t,
+            goal_keys=goal_keys,
+            goal_sustain=float(self.trajectory.sustain[t]),
+            fingering=self.trajectory.fingering[t],
+            key_state=self._key_state,
+            key_activation=self._key_activation,
+            sustain_state=self._sustain,
+            sustain_activation=sustain_active,
+            hand_joints=d.qpos[self.index.hand_qpos],
+            fingertips=d.site_xpos[self.index.fingertip_sites],
+            actuator_force=d.actuator_force,
+            actuator_velocity=d.actuator_velocity,
+            data=d,
+            episode=self._episode,
+        )
+        info: dict[str, Any] = {}
+        reward = 0.0
+        for name, term, weight in self._terms:
+            value = float(term(ctx))
+            info[f"reward/{name}"] = value
+            reward += weight * value
+            if hasattr(term, "info"):
+                info.update(term.info(ctx))
+
+        self._t = t + 1
+        wrong_press = bool(self._key_activation[goal_keys < 0.5].any())
+        terminated = self._t >= self._n_steps or (self._wrong_press_termination and wrong_press)
+        info["wrong_press"] = wrong_press
+        if terminated:
+            self._needs_reset = True
+            info["metrics"] = self._recorder.compute(self.trajectory.keys, self.trajectory.sustain)
+        return self._observation(), reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called with render_mode=None; pass render_mode='rgb_array'")
+            return None
+        if self._renderer is None:
+            from pianomime_env.render import SceneRenderer
+
+            self._renderer = SceneRenderer(self.model, self.index, *self._render_args)
+        return self._renderer.render(self.data, self._key_activation)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # -- Properties ----------------------------------------------------------------------------
+
+    @property
+    def n_steps(self) -> int:
+        """Episode length in control steps (T)."""
+        return self._n_steps
+
+    @property
+    def t(self) -> int:
+        """Index of the next goal row to be played."""
+        return self._t
+
+    @property
+    def key_activation(self) -> np.ndarray:
+        """(88,) bool, keys currently pressed."""
+        return self._key_activation.copy()
+
+    @property
+    def sustain_activation(self) -> bool:
+        return self._sustain >= _SUSTAIN_THRESHOLD
+
+    @property
+    def fingertip_positions(self) -> np.ndarray:
+        """(2, 5, 3) fingertip positions (m), right then left hand, thumb..little."""
+        return self.data.site_xpos[self.index.fingertip_sites].copy()
+
+    def action_from_normalized(self, action: np.ndarray) -> np.ndarray:
+        """Maps a Box(-1, 1) action to joint targets + sustain."""
+        return self._act_low + (np.asarray(action, np.float64) + 1.0) * 0.5 * (
+            self._act_high - self._act_low
+        )
+
+    # -- Internals -----------------------------------------------------------------------------
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be numeric, got {type(action).__name__}") from exc
+        expected = self.action_space.shape
+        if a.shape != expected:
+            raise ValueError(f"action has shape {a.shape}, expected {expected}")
+        if not np.isfinite(a).all():
+            bad = np.flatnonzero(~np.isfinite(a))
+            names = [self.action_names[i] for i in bad[:5]]
+            raise ValueError(f"action contains NaN or inf at indices {bad.tolist()} ({names})")
+        if self._normalized_actions:
+            a = self.action_from_normalized(np.clip(a, -1.0, 1.0))
+        return np.clip(a, self._act_low, self._act_high)
+
+    def _update_key_state(self) -> None:
+        hi = self.index.key_range_max
+        q = np.clip(self.data.qpos[self.index.key_qpos], 0.0, hi)
+        self._key_state = q / hi
+        self._key_activation = np.abs(q - hi) <= scene_lib.KEY_ACTIVATION_THRESHOLD
+
+    def _observation(self) -> Any:
+        d = self.data
+        parts = [
+            self._goal[self._t : self._t + self._lookahead + 1],
+            self._key_state.astype(np.float32),
+            np.array([self._sustain], dtype=np.float32),
+            d.qpos[self.index.hand_qpos.ravel()].astype(np.float32),
+            d.site_xpos[self.index.fingertip_sites.ravel()].astype(np.float32).ravel(),
+        ]
+        if self._joint_velocities:
+            parts.append(d.qvel[self.index.hand_dof.ravel()].astype(np.float32))
+        if self._flatten:
+            return np.concatenate([p.ravel() for p in parts])
+        parts[0] = parts[0].copy()
+        return dict(zip(self.observation_keys, parts))
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(name: str, value: Any, minimum: float, strict: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
+    ok = ok and np.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {op} {minimum}, got {value!r}")

@@ -1,0 +1,118 @@
+"""Offscreen RGB frames of the scene.
+
+The GL backend is chosen only when the first frame is asked for, so an env that never renders
+never loads GL. ``MUJOCO_GL`` (``egl``, ``osmesa``, ``glfw``) is honoured when set; on a Linux
+machine with no display it defaults to EGL, then OSMesa.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import mujoco
+import numpy as np
+
+from pianomime_env.scene import SceneIndex
+
+# Colour of a key while it is pressed; RoboPianist's.
+ACTIVATION_COLOR = np.array([0.2, 0.8, 0.2, 1.0], dtype=np.float32)
+# Geom rgba that lets the key's material colour show (MuJoCo's default rgba).
+_MATERIAL_RGBA = np.array([0.5, 0.5, 0.5, 1.0], dtype=np.float32)
+
+
+def _gl_context_class():
+    choice = os.environ.get("MUJOCO_GL", "").lower().strip()
+    headless = sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+    if not choice:
+        choice = "egl" if headless else "glfw"
+    errors = []
+    for backend in [choice] + (["osmesa"] if choice == "egl" else []):
+        try:
+            if backend == "egl":
+                from mujoco.egl import GLContext
+            elif backend == "osmesa":
+                from mujoco.osmesa import GLContext
+            else:
+                from mujoco.glfw import GLContext
+            return GLContext
+        except Exception as exc:  # noqa: BLE001 - report every backend's failure together
+            errors.append(f"{backend}: {exc}")
+    raise RuntimeError(
+        "No OpenGL backend for offscreen rendering could be loaded ("
+        + "; ".join(errors)
+        + "). On Debian/Ubuntu install libegl1 (MUJOCO_GL=egl) or libosmesa6 (MUJOCO_GL=osmesa)."
+    )
+
+
+def resolve_camera(model: mujoco.MjModel, camera: str | int) -> int:
+    """Camera id from a name (``"back"`` or ``"piano/back"``) or an id (-1 = free camera)."""
+    if isinstance(camera, (int, np.integer)):
+        if not -1 <= camera < model.ncam:
+            raise ValueError(f"camera id must be in [-1, {model.ncam - 1}], got {camera}")
+        return int(camera)
+    for name in (camera, f"piano/{camera}"):
+        idx = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name)
+        if idx >= 0:
+            return idx
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+    raise ValueError(f"unknown camera {camera!r}; available: {[n.split('/')[-1] for n in names]}")
+
+
+class SceneRenderer:
+    """Renders (height, width, 3) uint8 frames, lighting pressed keys.
+
+    Args:
+        model: the scene model (its offscreen buffer is enlarged if needed).
+        index: the scene's index arrays.
+        width, height: frame size in pixels.
+        camera: camera name or id.
+    """
+
+    def __init__(
+        self, model: mujoco.MjModel, index: SceneIndex, width: int, height: int, camera: str | int
+    ) -> None:
+        self._model = model
+        self._index = index
+        self._camera = resolve_camera(model, camera)
+        self.width, self.height = int(width), int(height)
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
+        self._gl = _gl_context_class()(self.width, self.height)
+        self._gl.make_current()
+        self._scene = mujoco.MjvScene(model, maxgeom=10000)
+        self._option = mujoco.MjvOption()
+        self._cam = mujoco.MjvCamera()
+        if self._camera == -1:
+            mujoco.mjv_defaultFreeCamera(model, self._cam)
+        else:
+            self._cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
+            self._cam.fixedcamid = self._camera
+        self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        self._rect = mujoco.MjrRect(0, 0, self.width, self.height)
+        self._key_rgba = model.geom_rgba[index.key_geoms].copy()
+
+    def render(self, data: mujoco.MjData, key_activation: np.ndarray) -> np.ndarray:
+        """One frame of ``data``'s state; keys with ``key_activation`` drawn green."""
+        model = self._model
+        model.geom_rgba[self._index.key_geoms] = np.where(
+            key_activation[:, None], ACTIVATION_COLOR, self._key_rgba
+        )
+        self._gl.make_current()
+        mujoco.mjv_updateScene(
+            model, data, self._option, None, self._cam, mujoco.mjtCatBit.mjCAT_ALL, self._scene
+        )
+        mujoco.mjr_render(self._rect, self._scene, self._context)
+        frame = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        mujoco.mjr_readPixels(frame, None, self._rect, self._context)
+        model.geom_rgba[self._index.key_geoms] = self._key_rgba
+        return np.flipud(frame).copy()
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.free()
+            self._context = None
+        if self._gl is not None:
+            self._gl.free()
+            self._gl = None

@@ -1,0 +1,273 @@
+"""The two-hand piano scene: a compiled MuJoCo model plus index arrays into it.
+
+The model is RoboPianist's (two Shadow Hands over an 88-key piano on its stage), built once with
+dm_control's composer in a *subprocess* and cached as a binary MJB file. Users' processes therefore
+never import robopianist, dm_control, note-seq or librosa (seconds of import time and ~150 MB of
+memory), and loading a cached model takes tens of milliseconds.
+
+Options that only change model parameters (timestep, gravity compensation, collision filtering) are
+applied to the loaded ``MjModel``; only options that change the model's structure
+(``reduced_action_space``, ``primitive_fingertip_collisions``) select a different cached build.
+
+Cache location: ``$PIANOMIME_CACHE_DIR`` or ``~/.cache/pianomime_env``. The file name carries the
+package, mujoco and robopianist versions, so upgrading any of them rebuilds. If the cache directory
+is not writable the model is built into a temporary directory instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+# Bump when the build recipe below changes, so stale caches are not reused.
+_BUILD_RECIPE_VERSION = 2
+_ROBOPIANIST_VERSION = "1.0.10"
+
+NUM_KEYS = 88
+FINGER_NAMES = ("thumb", "index", "middle", "ring", "little")
+# RoboPianist's fingertip bodies, thumb..little; the order is part of the observation layout.
+_FINGERTIP_BODIES = ("thdistal", "ffdistal", "mfdistal", "rfdistal", "lfdistal")
+# Fingertip colours, thumb..little (purple, red, cyan, blue, yellow) as in RoboPianist.
+FINGERTIP_COLORS = np.array(
+    [
+        [0.8, 0.2, 0.8],
+        [0.8, 0.2, 0.2],
+        [0.2, 0.8, 0.8],
+        [0.2, 0.2, 0.8],
+        [0.8, 0.8, 0.2],
+    ]
+)
+# Key joint within this angle (rad, 0.5 deg) of its maximum counts as pressed (RoboPianist).
+KEY_ACTIVATION_THRESHOLD = 0.00872665
+HANDS = ("rh", "lh")
+
+
+def cache_dir() -> Path:
+    """Directory holding compiled scene models."""
+    env = os.environ.get("PIANOMIME_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "pianomime_env"
+
+
+def _model_filename(reduced_action_space: bool, primitive_fingertip_collisions: bool) -> str:
+    key = json.dumps(
+        [
+            _BUILD_RECIPE_VERSION,
+            mujoco.__version__,
+            _ROBOPIANIST_VERSION,
+            reduced_action_space,
+            primitive_fingertip_collisions,
+        ]
+    )
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    return f"scene-mujoco{mujoco.__version__}-{digest}.mjb"
+
+
+def build_model_file(
+    path: Path, *, reduced_action_space: bool, primitive_fingertip_collisions: bool
+) -> None:
+    """Builds the scene with robopianist's composer models and saves it as MJB at ``path``.
+
+    Runs in the current process and imports robopianist (slow); :func:`load_model` calls it in a
+    subprocess.
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")  # dm_control probes GL at import; never render here.
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from dm_control import mjcf
+    from robopianist.models.arenas import stage
+    from robopianist.suite.tasks import base
+
+    task = base.PianoTask(
+        arena=stage.Stage(),
+        change_color_on_activation=True,
+        primitive_fingertip_collisions=primitive_fingertip_collisions,
+        reduced_action_space=reduced_action_space,
+    )
+    # Colour each finger's distal visual geoms and its fingertip site (RoboPianist's palette).
+    for hand in (task.right_hand, task.left_hand):
+        for color, body, site in zip(FINGERTIP_COLORS, hand.fingertip_bodies, hand.fingertip_sites):
+            rgba = tuple(color) + (1.0,)
+            for geom in body.find_all("geom"):
+                if geom.dclass.dclass == "plastic_visual":
+                    geom.rgba = rgba
+            site.rgba = rgba
+    physics = mjcf.Physics.from_mjcf_model(task.root_entity.mjcf_model)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    mujoco.mj_saveModel(physics.model.ptr, str(tmp), None)
+    os.replace(tmp, path)  # atomic: concurrent builders never expose a half-written file
+
+
+def load_model(
+    *, reduced_action_space: bool = False, primitive_fingertip_collisions: bool = False
+) -> mujoco.MjModel:
+    """Returns the compiled scene, building and caching it on first use (≈ 3 s once)."""
+    name = _model_filename(reduced_action_space, primitive_fingertip_collisions)
+    path = cache_dir() / name
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            probe = path.parent / f".write-test-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError:
+            path = Path(tempfile.mkdtemp(prefix="pianomime-scene-")) / name
+        cmd = [
+            sys.executable,
+            "-m",
+            "pianomime_env.scene",
+            str(path),
+            str(int(reduced_action_space)),
+            str(int(primitive_fingertip_collisions)),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not path.exists():
+            raise RuntimeError(
+                "Building the piano scene with robopianist failed "
+                f"(command: {' '.join(cmd)}):\n{proc.stderr[-3000:]}"
+            )
+    return mujoco.MjModel.from_binary_path(str(path))
+
+
+def _ids(model: mujoco.MjModel, obj: mujoco.mjtObj, names: list[str]) -> np.ndarray:
+    out = np.empty(len(names), dtype=np.int64)
+    for i, name in enumerate(names):
+        idx = mujoco.mj_name2id(model, obj, name)
+        if idx < 0:
+            raise RuntimeError(f"scene model has no {obj.name} named {name!r}")
+        out[i] = idx
+    return out
+
+
+@dataclass(frozen=True)
+class SceneIndex:
+    """Index arrays into a scene model (all int64 numpy arrays).
+
+    Attributes:
+        key_qpos: (88,) qpos address of each key joint, key 0 = A0 ... 87 = C8.
+        key_range_max: (88,) maximum joint angle of each key (rad).
+        key_geoms: (88,) the visual/collision geom of each key (recoloured when pressed).
+        hand_qpos: (2, J) qpos addresses of each hand's joints, right then left, in RoboPianist's
+            ``joints_pos`` order (J = 26, or 23 with the reduced action space).
+        hand_dof: (2, J) dof addresses of the same joints.
+        fingertip_sites: (2, 5) site ids, hand x (thumb..little).
+        forearm_geoms: (2, G) collision geoms on each forearm body (forearm collision term).
+        actuator_ids: (nu,) actuators in action order (right hand, then left).
+        hand_joint_names: the joint names, per hand.
+    """
+
+    key_qpos: np.ndarray
+    key_range_max: np.ndarray
+    key_geoms: np.ndarray
+    hand_qpos: np.ndarray
+    hand_dof: np.ndarray
+    fingertip_sites: np.ndarray
+    forearm_geoms: np.ndarray
+    actuator_ids: np.ndarray
+    hand_joint_names: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def from_model(cls, model: mujoco.MjModel) -> SceneIndex:
+        joint_names = [
+            mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, i) for i in range(model.njnt)
+        ]
+        key_joints = sorted(
+            (i for i, n in enumerate(joint_names) if n.startswith("piano/")),
+            key=lambda i: int(joint_names[i].rsplit("_", 1)[-1]),
+        )
+        if len(key_joints) != NUM_KEYS:
+            raise RuntimeError(f"expected {NUM_KEYS} piano key joints, found {len(key_joints)}")
+        key_joints = np.array(key_joints)
+        # Each key body carries one geom; the body of each key joint identifies it.
+        key_bodies = model.jnt_bodyid[key_joints]
+        key_geoms = np.array([model.body_geomadr[b] for b in key_bodies])
+
+        hand_joints = []
+        for side in HANDS:
+            prefix = f"{side}_shadow_hand/"
+            hand_joints.append([i for i, n in enumerate(joint_names) if n.startswith(prefix)])
+        if len(hand_joints[0]) != len(hand_joints[1]):
+            raise RuntimeError("the two hands have different joint counts")
+        hand_joints = np.array(hand_joints)
+
+        sites = np.stack(
+            [
+                _ids(
+                    model,
+                    mujoco.mjtObj.mjOBJ_SITE,
+                    [f"{s}_shadow_hand/{b}_site" for b in _FINGERTIP_BODIES],
+                )
+                for s in HANDS
+            ]
+        )
+        forearm = []
+        for side in HANDS:
+            body = mujoco.mj_name2id(
+                model, mujoco.mjtObj.mjOBJ_BODY, f"{side}_shadow_hand/{side}_forearm"
+            )
+            geoms = [
+                g
+                for g in range(
+                    model.body_geomadr[body], model.body_geomadr[body] + model.body_geomnum[body]
+                )
+                if model.geom_contype[g] or model.geom_conaffinity[g]
+            ]
+            forearm.append(geoms)
+        return cls(
+            key_qpos=model.jnt_qposadr[key_joints].astype(np.int64),
+            key_range_max=model.jnt_range[key_joints, 1].copy(),
+            key_geoms=key_geoms.astype(np.int64),
+            hand_qpos=model.jnt_qposadr[hand_joints].astype(np.int64),
+            hand_dof=model.jnt_dofadr[hand_joints].astype(np.int64),
+            fingertip_sites=sites,
+            forearm_geoms=np.array(forearm, dtype=np.int64),
+            actuator_ids=np.arange(model.nu, dtype=np.int64),
+            hand_joint_names=tuple(
+                tuple(joint_names[j].split("/", 1)[1] for j in row) for row in hand_joints
+            ),
+        )
+
+
+def configure_model(
+    model: mujoco.MjModel,
+    index: SceneIndex,
+    *,
+    physics_timestep: float,
+    gravity_compensation: bool,
+    disable_hand_collisions: bool,
+) -> None:
+    """Applies the parameter-only options to a freshly loaded model, in place."""
+    model.opt.timestep = physics_timestep
+    # RoboPianist ties the piano's contact time constant to the physics timestep.
+    piano_geoms = index.key_geoms
+    model.geom_solref[piano_geoms, 0] = 2 * physics_timestep
+    body_names = [
+        mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) or "" for b in range(model.nbody)
+    ]
+    hand_body = np.array([n.startswith(("rh_shadow_hand/", "lh_shadow_hand/")) for n in body_names])
+    if gravity_compensation:
+        model.body_gravcomp[hand_body] = 1.0
+    if disable_hand_collisions:
+        # Same contype on both hands and no conaffinity: hands cannot touch each other but still
+        # touch the piano (contype 0, conaffinity 1), as RoboPianist does.
+        colliding = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+        on_hand = hand_body[model.geom_bodyid] & colliding
+        model.geom_contype[on_hand] = 1
+        model.geom_conaffinity[on_hand] = 0
+
+
+if __name__ == "__main__":  # the build subprocess: python -m pianomime_env.scene PATH REDUCED PRIM
+    build_model_file(
+        Path(sys.argv[1]),
+        reduced_action_space=bool(int(sys.argv[2])),
+        primitive_fingertip_collisions=bool(int(sys.argv[3])),
+    )
