@@ -194,7 +194,10 @@ class SceneIndex:
         hand_joints = []
         for side in HANDS:
             prefix = f"{side}_shadow_hand/"
-            hand_joints.append([i for i, n in enumerate(joint_names) if n.startswith(prefix)])
+            joints = [i for i, n in enumerate(joint_names) if n.startswith(prefix)]
+            # RoboPianist lists the forearm slide joints after the hand's own joints.
+            forearm = [i for i in joints if joint_names[i].split("/", 1)[1].startswith("forearm_")]
+            hand_joints.append([i for i in joints if i not in forearm] + forearm)
         if len(hand_joints[0]) != len(hand_joints[1]):
             raise RuntimeError("the two hands have different joint counts")
         hand_joints = np.array(hand_joints)
