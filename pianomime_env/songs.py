@@ -651,9 +651,7 @@ def _song_from_json(obj: Any, name: str, source: str, where: str) -> Song:
             fingering=notes["fingering"],
             sustain_time=np.asarray(sustain["time"], np.float64),
             sustain_value=np.asarray(sustain["value"], np.int16),
-            sustain_instrument=np.asarray(sustain.get("instrument", []) or None, np.int16)
-            if sustain.get("instrument")
-            else None,
+            sustain_instrument=sustain.get("instrument") or None,
             source=source,
             title=str(obj.get("title", name)),
         )
@@ -785,11 +783,7 @@ def _resolve(source: Any, seen: set) -> Song:
         )
     if os.sep in s or (os.altsep and os.altsep in s) or suffix:
         raise SongError(f"{s}: song file not found")
-    return _raise(_unknown_name(s))
-
-
-def _raise(e: Exception) -> Song:
-    raise e
+    raise _unknown_name(s)
 
 
 # ---------------------------------------------------------------------- music21
@@ -872,8 +866,11 @@ def corpus_pieces(collection: str) -> list[str]:
         )
     music21 = _import_music21()
     bundle = music21.corpus.corpora.CoreCorpus().metadataBundle
+    # MetadataBundle has no __iter__ (iterating it is O(n^2), ~15 s); read its dict.
+    entries = getattr(bundle, "_metadataEntries", None)
+    entries = list(entries.values()) if isinstance(entries, dict) else list(bundle)
     by_file: dict[str, list[str]] = {}
-    for entry in bundle:
+    for entry in entries:
         sp = str(entry.sourcePath).replace("\\", "/")
         if not sp.startswith(coll + "/"):
             continue

@@ -94,7 +94,7 @@ def test_wrong_press_termination_ends_early():
     env = PianoMimeEnv("TwinkleTwinkleRousseau", wrong_press_termination=True)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    for t in range(env.n_steps):
+    for t in range(env.n_steps):  # noqa: B007 - t is read after the loop
         *_, terminated, _, info = env.step(rng.uniform(env.action_space.low, env.action_space.high))
         if terminated:
             break

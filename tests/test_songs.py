@@ -25,8 +25,6 @@ from pianomime_env.songs import (
 
 pretty_midi = pytest.importorskip("pretty_midi")
 
-DATA = Path(__file__).parent / "data"
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -254,7 +252,9 @@ def test_random_midi_matches_robopianist(rp, tmp_path, seed):
             midi, song = midi.trim_silence(), song.trim_silence()
         assert_same_song(song, midi.seq)
         assert_same_traj(
-            song.to_trajectory(0.05, 0.1), rp_roll(midi_file, midi, 0.05, 0.1), fingering_known=False
+            song.to_trajectory(0.05, 0.1),
+            rp_roll(midi_file, midi, 0.05, 0.1),
+            fingering_known=False,
         )
 
 
@@ -419,7 +419,7 @@ def test_register_song_round_trip(tmp_path, monkeypatch):
     path = handmade_midi(tmp_path / "mine.mid")
     register_song("my-song_1", path)
     assert registered_songs() == {"my-song_1": str(path)}
-    a, b = load_song("my-song_1", shift=2), load_song(path, shift=2)
+    a, b = load_song("my-song_1", stretch=1.5), load_song(path, stretch=1.5)
     np.testing.assert_array_equal(a.pitch, b.pitch)
     np.testing.assert_array_equal(a.to_trajectory().keys, b.to_trajectory().keys)
 
@@ -493,7 +493,7 @@ def test_music21_chorale():
     assert not song.has_fingering
     traj = song.to_trajectory(0.05)
     assert traj.keys.sum() > 0
-    assert traj.keys.sum(axis=1).max() <= 4  # four voices
+    assert np.median(traj.keys.sum(axis=1)) == 4  # four voices
 
 
 def test_music21_folk_and_listing():
@@ -504,9 +504,7 @@ def test_music21_folk_and_listing():
     assert len(folk) > 1000 and all("#" in p for p in folk[:50])
     song = songs.from_music21_corpus(folk[0])
     assert song.n_notes > 5
-    assert load_song(f"music21:{folk[0]}", stretch=2.0).duration == pytest.approx(
-        2 * song.duration
-    )
+    assert load_song(f"music21:{folk[0]}", stretch=2.0).duration == pytest.approx(2 * song.duration)
     for reserved in ["beethoven", "mozart", "chopin", "joplin"]:
         with pytest.raises(SongError, match="generalization"):
             songs.corpus_pieces(reserved)

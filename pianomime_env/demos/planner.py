@@ -1,0 +1,3 @@
+"""Placeholder; replaced below."""
+def from_midi(*a, **k):  # noqa: D103
+    raise NotImplementedError
