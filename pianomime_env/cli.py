@@ -17,7 +17,7 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 import json  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Literal  # noqa: E402
+from typing import Literal  # noqa: E402
 
 import tyro  # noqa: E402
 
@@ -119,11 +119,7 @@ def run_songs(args: Songs) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     cmd = tyro.extras.subcommand_cli_from_dict(
-        {
-            "play": Annotated[Play, tyro.conf.subcommand(description=Play.__doc__)],
-            "bench": Annotated[Bench, tyro.conf.subcommand(description=Bench.__doc__)],
-            "songs": Annotated[Songs, tyro.conf.subcommand(description=Songs.__doc__)],
-        },
+        {"play": Play, "bench": Bench, "songs": Songs},
         args=argv,
         prog="pianomime",
     )

@@ -110,7 +110,12 @@ def test_weighted_sum_and_info_and_custom_term():
 
     env = PianoMimeEnv(
         "CMajorScaleOneHand",
-        reward_terms={"key_press": 0.5, "energy": 2.0, "mine": (Constant(), 0.25), "raw": Constant()},
+        reward_terms={
+            "key_press": 0.5,
+            "energy": 2.0,
+            "mine": (Constant(), 0.25),
+            "raw": Constant(),
+        },
     )
     env.reset(seed=0)
     assert Constant.resets == 2

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up (with the dev + corpus extras), lint, and run the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh dev,corpus
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
