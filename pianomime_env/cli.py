@@ -91,7 +91,7 @@ def run_play(args: Play) -> dict:
         f"R {m['recall']:.3f}) | note-onset F1 {m['note_f1']:.3f} "
         f"(P {m['note_precision']:.3f}, R {m['note_recall']:.3f}) | sustain F1 {m['sustain_f1']:.3f}"
     )
-    for name in ("metrics", "video"):
+    for name in ("metrics", "pianoroll", "video"):
         if result.get(name + "_path"):
             print(f"wrote {result[name + '_path']}")
     return result

@@ -420,6 +420,11 @@ class PianoMimeEnv(gym.Env, EzPickle):
         return self._key_activation.copy()
 
     @property
+    def played_keys(self) -> np.ndarray:
+        """(t, 88) bool key activations recorded so far this episode (one row per step)."""
+        return self._recorder.key_activations.copy()
+
+    @property
     def sustain_activation(self) -> bool:
         return self._sustain >= _SUSTAIN_THRESHOLD
 

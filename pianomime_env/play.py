@@ -1,7 +1,8 @@
 """Roll out one episode of a song with a policy and save what a person wants to look at.
 
-``play`` writes ``metrics.json`` (the musical metrics, the song, the policy, the settings) and,
-optionally, ``performance.mp4`` (the rendered episode at the control rate).
+``play`` writes ``metrics.json`` (the musical metrics, the song, the policy, the settings),
+``pianoroll.png`` (goal vs played keys) and, optionally, ``performance.mp4`` (the rendered
+episode at the control rate).
 """
 
 from __future__ import annotations
@@ -98,6 +99,18 @@ def play(
         "metrics": info["metrics"],
     }
     out.mkdir(parents=True, exist_ok=True)
+    from pianomime_env.media import plot_piano_roll
+
+    played = env.played_keys
+    roll_path = plot_piano_roll(
+        out / "pianoroll.png",
+        env.trajectory.keys[: len(played)],
+        played,
+        control_timestep=env.control_timestep,
+        title=f"{env.song.name} — {policy}: F1 {info['metrics']['f1']:.2f}, "
+        f"note-onset F1 {info['metrics']['note_f1']:.2f}",
+    )
+    result["pianoroll_path"] = str(roll_path)
     if video:
         from pianomime_env.media import write_video
 
