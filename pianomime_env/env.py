@@ -327,6 +327,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
             fingering=self.trajectory.fingering,
             control_timestep=self.control_timestep,
             demo=self.demo,
+            song_name=self.song.name,
         )
         self._episode = episode
         for _, term, _ in self._terms:

@@ -113,7 +113,8 @@ class OTFingering:
     ``info(ctx)`` gives ``{"ot_fingering/assignment": int8 (10,)}``: for each finger (same order as
     the fingertips) the index 0-87 of the key it is assigned to, or -1. A fresh array per step.
 
-    Cost: ~15-25 µs per step on a laptop-class CPU (``benchmarks/bench_fingering.py``).
+    Cost: median ~26 µs per step with keys due, ~3 µs without (NocturneRousseau rollouts;
+    ``benchmarks/bench_fingering.py``).
     """
 
     name = "ot_fingering"

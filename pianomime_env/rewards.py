@@ -47,6 +47,7 @@ class EpisodeContext:
         fingering: (T, 88) int8, finger 0-9 for each goal key (-1 unknown).
         control_timestep: seconds per env step.
         demo: the demonstration given to the env (``demo=`` kwarg), or None.
+        song_name: the song's name, for messages.
     """
 
     model: mujoco.MjModel
@@ -56,6 +57,7 @@ class EpisodeContext:
     fingering: np.ndarray
     control_timestep: float
     demo: Any = None
+    song_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -257,3 +259,7 @@ def build_terms(spec: Mapping[str, Any] | None) -> list[tuple[str, Any, float]]:
             raise ValueError(f"reward_terms[{name!r}]: weight must be finite, got {weight}")
         terms.append((name, term, weight))
     return terms
+
+
+# Registers "ot_fingering", "fingering" and "style" (scipy is imported lazily there).
+from pianomime_env import fingering as _fingering  # noqa: E402, F401
