@@ -17,7 +17,7 @@ if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
 import json  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Literal  # noqa: E402
+from typing import Annotated, Literal  # noqa: E402
 
 import tyro  # noqa: E402
 
@@ -63,6 +63,51 @@ class Songs:
     """List the built-in and registered songs."""
 
     format: Literal["text", "json"] = "text"
+
+
+@dataclass
+class DemoFromMidi:
+    """Plan a demonstration (fingering + fingertip and wrist trajectories) from a score."""
+
+    song: tyro.conf.Positional[str]
+    """A built-in song name, a gym id, or a MIDI path."""
+    output: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("demo.npz")
+    """Where to write the demonstration (.npz)."""
+    control_timestep: float = 0.05
+    plot: bool = True
+    """Also write a PNG plot next to the file."""
+
+
+@dataclass
+class DemoFromVideo:
+    """Turn a video of a pianist (+ its MIDI) into a demonstration (needs the `video` extra)."""
+
+    video: tyro.conf.Positional[Path]
+    midi: Path
+    """The MIDI file of the performance in the video."""
+    output: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("demo.npz")
+    hand_model: Path | None = None
+    """MediaPipe hand_landmarker.task (default: the one built by `pianomime demo build-hand-model`)."""
+    control_timestep: float = 0.05
+    plot: bool = True
+
+
+@dataclass
+class DemoBuildHandModel:
+    """Build MediaPipe's hand_landmarker.task offline from the models inside the mediapipe 0.10.21 wheel."""
+
+    output: Annotated[Path | None, tyro.conf.arg(aliases=("-o",))] = None
+    """Destination (default: the cache path `from-video` looks in)."""
+    wheel: Path | None = None
+    """A downloaded mediapipe==0.10.21 wheel (default: pip downloads it from PyPI)."""
+
+
+@dataclass
+class DemoPlot:
+    """Plot a demonstration's fingertips over the keyboard."""
+
+    demo: tyro.conf.Positional[Path]
+    output: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("demo.png")
 
 
 def _song_arg(song: str) -> str:
@@ -117,22 +162,81 @@ def run_songs(args: Songs) -> None:
         print("\n".join(names))
 
 
+def _plot_demo(demo, path: Path) -> Path:
+    from pianomime_env.media import plot_demonstration
+    from pianomime_env.scene import SceneIndex, load_model
+
+    model = load_model()
+    index = SceneIndex.from_model(model)
+    data = __import__("mujoco").MjData(model)
+    __import__("mujoco").mj_forward(model, data)
+    return plot_demonstration(path, demo, key_positions=data.geom_xpos[index.key_geoms, 1])
+
+
+def run_demo(cmd) -> None:
+    from pianomime_env.demos import Demonstration
+
+    if isinstance(cmd, DemoBuildHandModel):
+        from pianomime_env.demos.hand_model import build_hand_model, default_hand_model_path
+
+        path = build_hand_model(cmd.output or default_hand_model_path(), wheel=cmd.wheel)
+        print(f"wrote {path}")
+        return
+    if isinstance(cmd, DemoPlot):
+        print(f"wrote {_plot_demo(Demonstration.load(cmd.demo), cmd.output)}")
+        return
+    if isinstance(cmd, DemoFromMidi):
+        from pianomime_env.demos import from_midi
+
+        demo = from_midi(_song_arg(cmd.song), control_timestep=cmd.control_timestep)
+    else:
+        from pianomime_env.demos.video import from_video
+
+        demo = from_video(
+            cmd.video, cmd.midi, hand_model=cmd.hand_model, control_timestep=cmd.control_timestep
+        )
+    cmd.output.parent.mkdir(parents=True, exist_ok=True)
+    demo.save(cmd.output)
+    print(f"wrote {cmd.output} ({demo.n_steps} steps, source {demo.source})")
+    if cmd.plot:
+        print(f"wrote {_plot_demo(demo, cmd.output.with_suffix('.png'))}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:
+        cmd = tyro.extras.subcommand_cli_from_dict(
+            {
+                "from-midi": DemoFromMidi,
+                "from-video": DemoFromVideo,
+                "build-hand-model": DemoBuildHandModel,
+                "plot": DemoPlot,
+            },
+            args=argv[1:],
+            prog="pianomime demo",
+        )
+        _run(lambda: run_demo(cmd))
+        return
     cmd = tyro.extras.subcommand_cli_from_dict(
         {"play": Play, "bench": Bench, "songs": Songs},
         args=argv,
         prog="pianomime",
+        description="Robot piano playing envs. Demonstrations: `pianomime demo --help` "
+        "(from-midi, from-video, build-hand-model, plot).",
     )
-    from pianomime_env.songs import SongError
+    if isinstance(cmd, Play):
+        _run(lambda: run_play(cmd))
+    elif isinstance(cmd, Bench):
+        _run(lambda: run_bench(cmd))
+    else:
+        _run(lambda: run_songs(cmd))
 
+
+def _run(fn) -> None:
+    """Runs a command; user errors (bad song, file, argument) exit 2 with a one-line message."""
     try:
-        if isinstance(cmd, Play):
-            run_play(cmd)
-        elif isinstance(cmd, Bench):
-            run_bench(cmd)
-        else:
-            run_songs(cmd)
-    except (SongError, FileNotFoundError, ValueError) as exc:
+        fn()
+    except (FileNotFoundError, ValueError, ImportError) as exc:  # SongError is a ValueError
         print(f"pianomime: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
