@@ -239,8 +239,8 @@ def step_breakdown(song: str, actions: np.ndarray) -> dict[str, float]:
             env._recorder.record = _Timed(env._recorder.record, acc, "metrics recorder")
         if hasattr(env, "_terms"):
             env._terms = [
-                (name, _Timed(term, acc, f"reward: {name}"), weight)
-                for name, term, weight in env._terms
+                (name, _Timed(term, acc, f"reward: {name}"), *rest)
+                for name, term, *rest in env._terms
             ]
         env.reset(seed=0)
         acc.clear()
@@ -420,7 +420,10 @@ def _print_report(res: dict[str, Any]) -> None:
         if k != "total":
             print(f"  {k:28} {val:7.3f}  {100 * val / b['total']:5.1f}%")
     print(f"  {'total':28} {b['total']:7.3f}")
-    s = res["startup"]
+    s = res.get("startup")
+    if not s or not np.isfinite(s["ours"]["import_s"]):
+        print("\nStart-up: not measured (startup=False)")
+        return
     print(f"\nStart-up (fresh subprocess, median of {res['runs']})")
     print(f"  {'':24} {'ours':>9} {'robopianist':>12}  target (ours)")
     for key, label, unit, target in (

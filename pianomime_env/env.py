@@ -283,8 +283,12 @@ class PianoMimeEnv(gym.Env, EzPickle):
         else:
             self.observation_space = self._obs_dict_space
 
-        self._terms = rewards_lib.build_terms(reward_terms)
-        self.reward_term_names = tuple(name for name, _, _ in self._terms)
+        self._terms = [
+            (name, term, weight, f"reward/{name}", hasattr(term, "info"))
+            for name, term, weight in rewards_lib.build_terms(reward_terms)
+        ]
+        self.reward_term_names = tuple(t[0] for t in self._terms)
+        self._goal_off = self.trajectory.keys < 0.5  # keys that must stay up, per step
         self._recorder = metrics_lib.EpisodeRecorder(self._n_steps)
 
         self.render_mode = render_mode
@@ -330,7 +334,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
             song_name=self.song.name,
         )
         self._episode = episode
-        for _, term, _ in self._terms:
+        for _, term, *_ in self._terms:
             if hasattr(term, "reset"):
                 term.reset(episode)
         return self._observation(), {}
@@ -372,15 +376,15 @@ class PianoMimeEnv(gym.Env, EzPickle):
         )
         info: dict[str, Any] = {}
         reward = 0.0
-        for name, term, weight in self._terms:
+        for _, term, weight, key, has_info in self._terms:
             value = float(term(ctx))
-            info[f"reward/{name}"] = value
+            info[key] = value
             reward += weight * value
-            if hasattr(term, "info"):
+            if has_info:
                 info.update(term.info(ctx))
 
         self._t = t + 1
-        wrong_press = bool(self._key_activation[goal_keys < 0.5].any())
+        wrong_press = bool(self._key_activation[self._goal_off[t]].any())
         terminated = self._t >= self._n_steps or (self._wrong_press_termination and wrong_press)
         info["wrong_press"] = wrong_press
         if terminated:

@@ -14,8 +14,8 @@ without editing the package::
     env = gym.make("PianoMime-TwinkleTwinkleRousseau-v0",
                    reward_terms={"key_press": 1.0, "wrists_level": (KeepWristsLevel(), 0.1)})
 
-``tolerance`` is dm_control's ``rewards.tolerance`` with the gaussian sigmoid: 1 inside
-``bounds``, 0.1 at distance ``margin`` outside them.
+:func:`tolerance` is dm_control's ``rewards.tolerance`` with the gaussian sigmoid (1 inside
+``bounds``, 0.1 at distance ``margin`` outside them), in closed form: ~1 µs instead of ~7 µs.
 """
 
 from __future__ import annotations
@@ -26,13 +26,29 @@ from typing import Any, Protocol, runtime_checkable
 
 import mujoco
 import numpy as np
-from dm_control.utils.rewards import tolerance
 
 from pianomime_env.scene import SceneIndex
 
 # RoboPianist's constants.
 KEY_CLOSE_ENOUGH_TO_PRESSED = 0.05
 ENERGY_PENALTY_COEF = 5e-3
+
+
+# dm_control's gaussian sigmoid reaches value_at_margin = 0.1 at distance = margin.
+_GAUSSIAN_SCALE_SQ = -2.0 * np.log(0.1)
+
+
+def tolerance(x: Any, bounds: tuple[float, float], margin: float) -> np.ndarray | float:
+    """``dm_control.utils.rewards.tolerance(x, bounds, margin, sigmoid="gaussian")``.
+
+    1 where ``lower <= x <= upper``; beyond, ``exp(-0.5·s²·(d / margin)²)`` with ``d`` the
+    distance to the nearer bound and ``s² = −2 ln 0.1`` (so 0.1 at ``d = margin``).
+    """
+    lower, upper = bounds
+    x = np.asarray(x, dtype=np.float64)
+    d = np.maximum(np.maximum(lower - x, x - upper), 0.0) / margin
+    out = np.exp(-0.5 * _GAUSSIAN_SCALE_SQ * d * d)
+    return float(out) if out.ndim == 0 else out
 
 
 @dataclass(frozen=True)
@@ -122,16 +138,10 @@ class KeyPress:
         reward = 0.0
         if on.any():
             err = ctx.goal_keys[on] - ctx.key_state[on]
-            reward += 0.5 * float(
-                np.mean(
-                    tolerance(
-                        err,
-                        bounds=(0, KEY_CLOSE_ENOUGH_TO_PRESSED),
-                        margin=KEY_CLOSE_ENOUGH_TO_PRESSED * 10,
-                        sigmoid="gaussian",
-                    )
-                )
+            close = tolerance(
+                err, (0, KEY_CLOSE_ENOUGH_TO_PRESSED), KEY_CLOSE_ENOUGH_TO_PRESSED * 10
             )
+            reward += 0.5 * float(np.mean(close))
         wrong = ctx.key_activation[~on].any()
         return reward + 0.5 * (0.0 if wrong else 1.0)
 
@@ -146,14 +156,7 @@ class Sustain:
 
     def __call__(self, ctx: StepContext) -> float:
         err = ctx.goal_sustain - float(ctx.sustain_activation)
-        return float(
-            tolerance(
-                err,
-                bounds=(0, KEY_CLOSE_ENOUGH_TO_PRESSED),
-                margin=KEY_CLOSE_ENOUGH_TO_PRESSED * 10,
-                sigmoid="gaussian",
-            )
-        )
+        return tolerance(err, (0, KEY_CLOSE_ENOUGH_TO_PRESSED), KEY_CLOSE_ENOUGH_TO_PRESSED * 10)
 
 
 class Energy:
@@ -185,18 +188,18 @@ class ForearmCollision:
     name = "forearm_collision"
 
     def reset(self, episode: EpisodeContext) -> None:
-        self._right = episode.index.forearm_geoms[0]
-        self._left = episode.index.forearm_geoms[1]
+        # Geom -> side lookup (1 right forearm, 2 left forearm): a contact touches both
+        # forearms exactly when the product of its two geoms' sides is 2.
+        self._side = np.zeros(episode.model.ngeom, dtype=np.int8)
+        self._side[episode.index.forearm_geoms[0]] = 1
+        self._side[episode.index.forearm_geoms[1]] = 2
 
     def __call__(self, ctx: StepContext) -> float:
         n = ctx.data.ncon
         if n == 0:
             return 0.5
-        pairs = ctx.data.contact.geom[:n]
-        right = np.isin(pairs, self._right)
-        left = np.isin(pairs, self._left)
-        touching = (right[:, 0] & left[:, 1]) | (left[:, 0] & right[:, 1])
-        return 0.0 if touching.any() else 0.5
+        sides = self._side[ctx.data.contact.geom[:n]]
+        return 0.0 if (sides[:, 0] * sides[:, 1] == 2).any() else 0.5
 
 
 #: Built-in terms by name: name -> zero-argument factory.

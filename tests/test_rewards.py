@@ -135,3 +135,17 @@ def test_build_terms_errors():
         rewards.build_terms({"x": "not callable"})
     with pytest.raises(ValueError, match="unknown reward term 'nope'"):
         rewards.build_terms({"nope": 1.0})
+
+
+def test_tolerance_equals_dm_control():
+    from dm_control.utils.rewards import tolerance as dm_tolerance
+
+    x = np.random.default_rng(0).uniform(-2, 2, size=500)
+    for bounds, margin in [((0, 0.05), 0.5), ((0, 0.01), 0.1), ((-0.3, 0.2), 1.0), ((0, 0), 0.05)]:
+        np.testing.assert_allclose(
+            rewards.tolerance(x, bounds, margin),
+            dm_tolerance(x, bounds=bounds, margin=margin, sigmoid="gaussian"),
+            rtol=1e-12,
+            atol=1e-15,
+        )
+    assert rewards.tolerance(0.02, (0, 0.05), 0.5) == 1.0
