@@ -211,9 +211,10 @@ class Demonstration:
         if not p.is_file():
             raise DemonstrationError(f"{where}: demonstration file does not exist")
         try:
-            with np.load(p, allow_pickle=False) as npz:
-                if not hasattr(npz, "files"):
-                    raise DemonstrationError(f"{where}: not an .npz archive (a bare .npy array)")
+            npz = np.load(p, allow_pickle=False)
+            if not hasattr(npz, "files"):
+                raise DemonstrationError(f"{where}: not an .npz archive (a bare .npy array)")
+            with npz:
                 missing = [k for k in _FIELDS if k not in npz.files]
                 if missing:
                     raise DemonstrationError(

@@ -1,0 +1,168 @@
+"""``SightReader``: a zero-training player that tracks a score-planned demonstration with IK.
+
+Each control step it takes the demonstration's fingertip targets a little ahead (``lead``
+steps), pushes pressing fingertips below the key surface (the finger actuators are weak against
+the key springs), corrects them with an integral of the measured fingertip error (reset whenever
+a finger's key changes; sideways error is ignored while pressing), keeps a finger lifted until it
+is above its key (lift before descending), solves the hand IK starting from its previous
+solution (curved "piano" posture as the regularizer), overshoots the forearm command to beat the
+forearm actuator's lag, and takes the sustain pedal from the score. See ``docs/sightreader.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pianomime_env.demos.format import Demonstration
+from pianomime_env.demos.planner import from_midi, key_geometry
+from pianomime_env.ik import HandIK
+
+__all__ = ["SightReader", "SightReaderConfig"]
+
+
+@dataclass
+class SightReaderConfig:
+    """Controller gains (m, steps). Defaults were chosen on the built-in songs."""
+
+    lead: int = 0  # demo frame t + lead is the target at step t
+    press_depth: float = 0.02  # press target below the key top (m)
+    integral_gain: float = 0.3  # per step, on the fingertip error of pressing fingers
+    integral_limit: float = 0.02  # m
+    lift_xy_tolerance: float = 0.006  # a finger descends only when this close (m) along y
+    lift_height: float = 0.012  # above the key top while not yet above the key (m)
+    forearm_overshoot: float = 2.0  # command = ik + k (ik - measured) for forearm_tx
+    idle_weight: float = 0.5  # IK weight of fingers not pressing
+    iterations: int = 3
+
+
+class SightReader:
+    """Plays an env's song from its score (no learning).
+
+    Args:
+        env: a :class:`~pianomime_env.env.PianoMimeEnv` or a gym-made/wrapped one.
+        demo: the demonstration to track; default ``from_midi(env.unwrapped.trajectory)``.
+        config: gains, see :class:`SightReaderConfig`.
+
+    Call :meth:`reset` after ``env.reset()``, then ``action = reader(obs)`` every step: the
+    action is in the env's action space (absolute joint targets + sustain, or Box(-1, 1) when
+    the env has ``normalized_actions=True``).
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        demo: Demonstration | None = None,
+        config: SightReaderConfig | None = None,
+    ) -> None:
+        u = getattr(env, "unwrapped", env)
+        if not hasattr(u, "index") or not hasattr(u, "trajectory"):
+            raise TypeError(f"SightReader needs a PianoMimeEnv, got {type(u).__name__}")
+        self.env = u
+        self.config = config or SightReaderConfig()
+        if demo is None:
+            demo = from_midi(u.trajectory, control_timestep=u.control_timestep, env=u)
+        if demo.n_steps != u.n_steps:
+            raise ValueError(f"demo has {demo.n_steps} steps, the env's song has {u.n_steps}")
+        if abs(demo.control_timestep - u.control_timestep) > 1e-9:
+            raise ValueError(
+                f"demo control_timestep {demo.control_timestep} != env {u.control_timestep}"
+            )
+        self.demo = demo
+        self.ik = HandIK(u.model, u.index)
+        self.geo = key_geometry(u.model, u.index)
+        names = [list(n) for n in u.index.hand_joint_names]
+        self._tx = np.array([row.index("forearm_tx") for row in names])
+        self._tx_u = np.array(
+            [
+                int(np.flatnonzero(self.ik.ctrl_map[:, h * self.ik.n_joints + self._tx[h]])[0])
+                for h in range(2)
+            ]
+        )
+        # Playable x band of each key: white keys in front of the black keys, black keys on
+        # their front two thirds.
+        c, hs = self.geo.center[:, 0], self.geo.half_size[:, 0]
+        black_front = float((c + hs)[self.geo.is_black].max())
+        self._x_band = np.where(
+            self.geo.is_black[:, None],
+            np.stack([c - 0.3 * hs, c + 0.8 * hs], axis=1),
+            np.stack([np.full_like(c, black_front + 0.012), c + 0.85 * hs], axis=1),
+        )
+        self._normalized = bool(getattr(u, "_normalized_actions", False))
+        self._low, self._high = u._act_low, u._act_high
+        self.reset()
+
+    def reset(self) -> None:
+        """Starts a new episode (call after ``env.reset()``)."""
+        d = self.env.data
+        self._q = self.ik.posture.copy()
+        self._q[np.arange(2), self._tx] = d.qpos[self.ik.qadr[np.arange(2), self._tx]]
+        self._integral = np.zeros((2, 5, 3))
+        self._last_key = np.full((2, 5), -1)
+
+    def _pressed_keys(self, frame: int) -> np.ndarray:
+        """(2, 5) key each finger presses in demo frame ``frame``, -1 for none."""
+        out = np.full((2, 5), -1)
+        row = self.demo.fingering[frame]
+        for k in np.flatnonzero(row >= 0):
+            f = int(row[k])
+            out[f // 5, f % 5] = k
+        return out
+
+    def nominal(self, t: int) -> np.ndarray:
+        """Full-space absolute action (nu + 1,) for demo frame ``t`` from the IK alone."""
+        t = min(max(t, 0), self.demo.n_steps - 1)
+        q = self.ik.solve(self.demo.fingertips[t], self._q, iterations=self.config.iterations)
+        sustain = float(self.env.trajectory.sustain[min(t, self.env.n_steps - 1)])
+        return np.append(self.ik.to_ctrl(q), sustain)
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        cfg = self.config
+        u = self.env
+        d = u.data
+        t = int(u.t)
+        frame = min(t + cfg.lead, self.demo.n_steps - 1)
+        targets = self.demo.fingertips[frame].astype(np.float64).copy()
+        keys = self._pressed_keys(frame)
+        tips = d.site_xpos[self.ik.sites]
+        pressing = keys >= 0
+        weights = np.where(pressing, 1.0, cfg.idle_weight)
+        for h, f in zip(*np.nonzero(pressing)):
+            k = keys[h, f]
+            if k != self._last_key[h, f]:
+                self._integral[h, f] = 0.0
+            # Anywhere inside the key's playable band along x is fine: let the finger keep its
+            # natural x there instead of fighting the posture.
+            lo, hi = self._x_band[k]
+            targets[h, f, 0] = np.clip(tips[h, f, 0], lo, hi)
+            y_err = abs(targets[h, f, 1] - tips[h, f, 1])
+            top = self.geo.top[k]
+            if y_err > cfg.lift_xy_tolerance and k != self._last_key[h, f]:
+                # Not above the key yet: stay lifted so the finger does not slide over others.
+                targets[h, f, 2] = top + cfg.lift_height
+                continue
+            targets[h, f, 2] = top - cfg.press_depth
+            err = targets[h, f] - tips[h, f]
+            err[:2] = 0.0  # only depth is integrated (sideways error is ignored while pressing)
+            self._integral[h, f] = np.clip(
+                self._integral[h, f] + cfg.integral_gain * err,
+                -cfg.integral_limit,
+                cfg.integral_limit,
+            )
+            targets[h, f] += self._integral[h, f]
+            self._last_key[h, f] = k
+        self._last_key[~pressing] = -1
+        self._integral[~pressing] = 0.0
+        q = self.ik.solve(targets, self._q, tip_weights=weights, iterations=cfg.iterations)
+        self._q = q
+        ctrl = self.ik.to_ctrl(q)
+        # Forearm lead: command past the IK target by the remaining distance.
+        measured = d.qpos[self.ik.qadr[np.arange(2), self._tx]]
+        ctrl[self._tx_u] += cfg.forearm_overshoot * (q[np.arange(2), self._tx] - measured)
+        sustain = float(u.trajectory.sustain[min(t, u.n_steps - 1)])
+        action = np.clip(np.append(ctrl, sustain), self._low, self._high)
+        if self._normalized:
+            action = 2.0 * (action - self._low) / (self._high - self._low) - 1.0
+        return action.astype(np.float32)

@@ -1,0 +1,145 @@
+"""Gymnasium wrappers for learning on top of a demonstration.
+
+:class:`ResidualIK` (PianoMime's residual formulation): the policy outputs a residual in
+``Box(-1, 1)`` that is scaled per actuator by ``residual_scale`` x the actuator's range and added
+to the *nominal* action, the IK solution for the demonstration's next frame. The observation (a
+``Dict``) gains ``nominal_action`` and ``demo_fingertips``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from pianomime_env.demos.format import Demonstration
+from pianomime_env.ik import HandIK
+
+__all__ = ["ResidualIK"]
+
+
+class ResidualIK(gym.Wrapper):
+    """Residual control around the IK nominal of a demonstration.
+
+    Args:
+        env: a PianoMimeEnv (or a wrapper of one) with ``Dict`` observations (``flatten=False``).
+            Its own action space may be absolute or normalized; this wrapper converts.
+        demo: the demonstration (T must equal the song's number of steps, same control rate).
+        residual_scale: residual bound as a fraction of each actuator's range (PianoMime:
+            0.02-0.03).
+        sustain: ``"score"`` takes the pedal from the score; ``"policy"`` adds one more action
+            entry in [-1, 1] mapped to the pedal command [0, 1].
+        n_demo_frames: how many upcoming demo frames ``demo_fingertips`` holds.
+        ik_iterations: IK iterations per step for the nominal.
+
+    Spaces:
+        action: ``Box(-1, 1, (nu,))`` or ``(nu + 1,)`` with ``sustain="policy"``, float32.
+        observation: the env's ``Dict`` plus ``nominal_action`` ``(nu + 1,)`` (absolute joint
+            targets + score sustain, inside the env's absolute bounds) and ``demo_fingertips``
+            ``(n_demo_frames, 30)`` (m, world frame; frames t+1..t+n, clamped at the end).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        demo: Demonstration,
+        residual_scale: float = 0.02,
+        sustain: Literal["score", "policy"] = "score",
+        *,
+        n_demo_frames: int = 4,
+        ik_iterations: int = 3,
+    ) -> None:
+        super().__init__(env)
+        u = env.unwrapped
+        if not isinstance(env.observation_space, spaces.Dict):
+            raise ValueError("ResidualIK needs Dict observations: make the env with flatten=False")
+        if sustain not in ("score", "policy"):
+            raise ValueError(f"sustain must be 'score' or 'policy', got {sustain!r}")
+        if not (np.isfinite(residual_scale) and residual_scale >= 0):
+            raise ValueError(f"residual_scale must be a finite number >= 0, got {residual_scale}")
+        if demo.n_steps != u.n_steps:
+            raise ValueError(f"demo has {demo.n_steps} steps, the env's song has {u.n_steps}")
+        if abs(demo.control_timestep - u.control_timestep) > 1e-9:
+            raise ValueError(
+                f"demo control_timestep {demo.control_timestep} != env {u.control_timestep}"
+            )
+        self.demo = demo
+        self.sustain_mode = sustain
+        self.residual_scale = float(residual_scale)
+        self.n_demo_frames = int(n_demo_frames)
+        self.ik_iterations = int(ik_iterations)
+        self.ik = HandIK(u.model, u.index)
+        self._low = np.asarray(u._act_low, np.float64)
+        self._high = np.asarray(u._act_high, np.float64)
+        self._nu = self._low.size - 1
+        self._scale = self.residual_scale * (self._high[:-1] - self._low[:-1])
+        self._inner_normalized = bool(getattr(u, "_normalized_actions", False))
+        n_act = self._nu + (1 if sustain == "policy" else 0)
+        self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
+        low32, high32 = self._low.astype(np.float32), self._high.astype(np.float32)
+        self._low32, self._high32 = low32, high32
+        self.observation_space = spaces.Dict(
+            {
+                **dict(env.observation_space.spaces),
+                "nominal_action": spaces.Box(low32, high32, dtype=np.float32),
+                "demo_fingertips": spaces.Box(
+                    -np.inf, np.inf, (self.n_demo_frames, 30), np.float32
+                ),
+            }
+        )
+        self._q = self.ik.posture.copy()
+        self._nominal = np.zeros(self._nu + 1)
+        self.last_env_action: np.ndarray | None = None  # absolute action sent to the env
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _compute_nominal(self) -> None:
+        u = self.env.unwrapped
+        t = int(u.t)
+        frame = min(t + 1, self.demo.n_steps - 1)
+        self._q = self.ik.solve(self.demo.fingertips[frame], self._q, iterations=self.ik_iterations)
+        sustain = float(u.trajectory.sustain[min(t, u.n_steps - 1)])
+        self._nominal = np.append(self.ik.to_ctrl(self._q), sustain)
+
+    def _augment(self, obs: dict[str, Any]) -> dict[str, Any]:
+        t = int(self.env.unwrapped.t)
+        idx = np.minimum(np.arange(t + 1, t + 1 + self.n_demo_frames), self.demo.n_steps - 1)
+        out = dict(obs)
+        out["nominal_action"] = np.clip(self._nominal.astype(np.float32), self._low32, self._high32)
+        out["demo_fingertips"] = self.demo.fingertips[idx].reshape(self.n_demo_frames, 30).copy()
+        return out
+
+    def residual_to_action(self, residual: np.ndarray) -> np.ndarray:
+        """Absolute env action (nu + 1,) for a policy residual (float64)."""
+        a = np.asarray(residual, np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError("action contains NaN or inf")
+        a = np.clip(a, -1.0, 1.0)
+        out = self._nominal.copy()
+        out[: self._nu] += a[: self._nu] * self._scale
+        if self.sustain_mode == "policy":
+            out[-1] = 0.5 * (a[-1] + 1.0)
+        return np.clip(out, self._low, self._high)
+
+    # -- Gymnasium API -------------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._q = self.ik.posture.copy()
+        self._compute_nominal()
+        return self._augment(obs), info
+
+    def step(self, action: Any):
+        absolute = self.residual_to_action(action)
+        self.last_env_action = absolute
+        inner = absolute
+        if self._inner_normalized:
+            inner = 2.0 * (absolute - self._low) / (self._high - self._low) - 1.0
+        obs, reward, terminated, truncated, info = self.env.step(inner.astype(np.float32))
+        if not (terminated or truncated):
+            self._compute_nominal()
+        return self._augment(obs), reward, terminated, truncated, info

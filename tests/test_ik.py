@@ -1,0 +1,44 @@
+"""IK: reaches forward-kinematics targets of random in-range configurations within 1 mm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pianomime_env import scene
+from pianomime_env.ik import HandIK
+
+
+@pytest.fixture(scope="module")
+def model_index():
+    m = scene.load_model()
+    return m, scene.SceneIndex.from_model(m)
+
+
+def test_reaches_fk_targets(model_index):
+    m, index = model_index
+    ik = HandIK(m, index, posture_weight=0.0, forearm_posture_weight=0.0, damping=1e-5)
+    rng = np.random.default_rng(1)
+    errors = []
+    for _ in range(10):
+        span = ik.upper - ik.lower
+        q = np.clip(ik.posture + rng.uniform(-0.3, 0.3, span.shape) * span, ik.lower, ik.upper)
+        targets, _ = ik.forward(q)
+        sol = ik.solve(targets, iterations=40)
+        assert np.all(sol >= ik.lower - 1e-12) and np.all(sol <= ik.upper + 1e-12)
+        reached, _ = ik.forward(sol)
+        errors.append(np.abs(reached - targets).max())
+    assert max(errors) < 1e-3, errors
+
+
+def test_ctrl_map_couples_tendons(model_index):
+    m, index = model_index
+    ik = HandIK(m, index)
+    q = ik.posture.copy()
+    ctrl = ik.to_ctrl(q)
+    names = list(index.hand_joint_names[0])
+    u = [i for i in range(m.nu) if m.actuator(i).name.endswith("rh_A_FFJ0")][0]
+    expect = q[0, names.index("rh_FFJ1")] + q[0, names.index("rh_FFJ2")]
+    assert ctrl[u] == pytest.approx(expect)
+    r = m.actuator_ctrlrange
+    assert np.all(ctrl >= r[:, 0]) and np.all(ctrl <= r[:, 1])

@@ -1,0 +1,69 @@
+"""Score planner on the built-in songs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pianomime_env import scene
+from pianomime_env.demos import from_midi
+from pianomime_env.demos.planner import MAX_HOVER_SPEED, key_geometry
+from pianomime_env.songs import BUILTIN_SONGS, load_song
+
+
+@pytest.fixture(scope="module")
+def geo():
+    m = scene.load_model()
+    return key_geometry(m, scene.SceneIndex.from_model(m))
+
+
+def test_key_geometry(geo):
+    assert geo.is_black.sum() == 36
+    assert np.all(np.diff(geo.center[:, 1]) > 0)  # keys ordered along +y
+    # White press points lie in front of every black key.
+    black_front = (geo.center[:, 0] + geo.half_size[:, 0])[geo.is_black].max()
+    assert np.all(geo.press_point[~geo.is_black, 0] > black_front)
+
+
+@pytest.mark.parametrize("name", BUILTIN_SONGS)
+def test_planner_builtin(name, geo):
+    traj = load_song(name).to_trajectory(0.05)
+    demo = from_midi(name)
+    assert demo.n_steps == len(traj)
+    goal = traj.keys > 0.5
+    # Every goal note has a finger, and only goal notes do.
+    assert np.all(demo.fingering[goal] >= 0)
+    assert np.all(demo.fingering[~goal] == -1)
+    # One finger presses at most one key at a time.
+    for t in range(demo.n_steps):
+        f = demo.fingering[t][demo.fingering[t] >= 0]
+        assert len(f) == len(set(f.tolist()))
+    assert np.isfinite(demo.fingertips).all() and np.isfinite(demo.wrists).all()
+    step = np.linalg.norm(np.diff(demo.fingertips, axis=0), axis=-1)
+    assert step.max() <= MAX_HOVER_SPEED + 1e-5
+    # Feasible spans (of the planner's own fingering; annotated human fingerings may stretch
+    # further): keys one hand strikes together fit under a spread hand (0.2 m).
+    own = from_midi(name, use_score_fingering=False)
+    assert np.all(own.fingering[goal] >= 0)
+    # Chords wider than both hands' free fingers fall back to an unconstrained finger: allowed
+    # on at most 1% of the sounding steps (NocturneRousseau has a few).
+    too_wide = 0
+    sounding = np.flatnonzero(goal.any(axis=1))
+    for t in sounding:
+        for hand in (0, 1):
+            row = own.fingering[t]
+            onset = goal[t] & ~(goal[t - 1] if t else np.zeros(88, bool))
+            keys = np.flatnonzero((row // 5 == hand) & (row >= 0) & onset)
+            if keys.size:
+                span = np.ptp(geo.center[keys, 1])
+                too_wide += span > 0.2  # chords struck together
+    assert too_wide <= 0.01 * len(sounding), (name, too_wide)
+    assert demo.source == "score:planner-v1"
+
+
+def test_planner_holds_finger_on_held_key():
+    demo = from_midi("CMajorChordProgressionTwoHands")
+    traj = load_song("CMajorChordProgressionTwoHands").to_trajectory(0.05)
+    goal = traj.keys > 0.5
+    held = goal[1:] & goal[:-1]
+    assert np.all(demo.fingering[1:][held] == demo.fingering[:-1][held])

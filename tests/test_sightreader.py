@@ -1,0 +1,51 @@
+"""Sight-reader end to end on a short built-in song (real MuJoCo)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pianomime_env.env import PianoMimeEnv
+from pianomime_env.sightreader import SightReader
+
+# Measured F1 on CMajorScaleOneHand (151 steps) with the default config, see
+# docs/sightreader.md; the floor is the measurement minus 0.1.
+F1_FLOOR = 0.57
+
+
+def _play(env: PianoMimeEnv) -> dict:
+    obs, _ = env.reset(seed=0)
+    reader = SightReader(env)
+    reader.reset()
+    info: dict = {}
+    for _ in range(env.n_steps):
+        action = reader(obs)
+        assert env.action_space.contains(action)
+        obs, _, terminated, _, info = env.step(action)
+        if terminated:
+            break
+    return info["metrics"]
+
+
+def test_f1_floor():
+    m = _play(PianoMimeEnv("CMajorScaleOneHand"))
+    assert m["f1"] >= F1_FLOOR, m
+
+
+def test_normalized_actions_same_result():
+    a = _play(PianoMimeEnv("CMajorChordProgressionTwoHands"))
+    b = _play(PianoMimeEnv("CMajorChordProgressionTwoHands", normalized_actions=True))
+    assert a["f1"] == pytest.approx(b["f1"], abs=0.05)
+
+
+def test_rejects_non_piano_env():
+    with pytest.raises(TypeError, match="PianoMimeEnv"):
+        SightReader(object())
+
+
+def test_demo_length_checked():
+    from pianomime_env.demos import from_midi
+
+    with pytest.raises(ValueError, match="steps"):
+        SightReader(PianoMimeEnv("CMajorScaleOneHand"), demo=from_midi("TwinkleTwinkleLittleStar"))
+    assert np.isfinite(SightReader(PianoMimeEnv("CMajorScaleOneHand")).nominal(3)).all()

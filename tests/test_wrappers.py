@@ -1,0 +1,55 @@
+"""ResidualIK wrapper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from pianomime_env.demos import from_midi
+from pianomime_env.env import PianoMimeEnv
+from pianomime_env.wrappers import ResidualIK
+
+SONG = "CMajorChordProgressionTwoHands"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return from_midi(SONG)
+
+
+def test_check_env(demo):
+    check_env(ResidualIK(PianoMimeEnv(SONG), demo), skip_render_check=True)
+    check_env(ResidualIK(PianoMimeEnv(SONG), demo, sustain="policy"), skip_render_check=True)
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_zero_residual_is_nominal(demo, normalized):
+    w = ResidualIK(PianoMimeEnv(SONG, normalized_actions=normalized), demo, residual_scale=0.03)
+    obs, _ = w.reset(seed=0)
+    for _ in range(5):
+        nominal = obs["nominal_action"].astype(np.float64)
+        obs, *_ = w.step(np.zeros(w.action_space.shape, np.float32))
+        np.testing.assert_allclose(w.last_env_action, nominal, atol=1e-5)
+    ctrl = w.env.unwrapped.data.ctrl
+    np.testing.assert_allclose(ctrl, w.last_env_action[:-1], atol=1e-4)
+
+
+def test_residual_scaled_and_bounded(demo):
+    w = ResidualIK(PianoMimeEnv(SONG), demo, residual_scale=0.02)
+    obs, _ = w.reset(seed=0)
+    a = w.residual_to_action(np.ones(w.action_space.shape))
+    u = w.env.unwrapped
+    span = u._act_high[:-1] - u._act_low[:-1]
+    expect = np.clip(obs["nominal_action"][:-1] + 0.02 * span, u._act_low[:-1], u._act_high[:-1])
+    np.testing.assert_allclose(a[:-1], expect, atol=1e-5)
+    assert obs["demo_fingertips"].shape == (4, 30)
+
+
+def test_rejects_bad_settings(demo):
+    with pytest.raises(ValueError, match="Dict"):
+        ResidualIK(PianoMimeEnv(SONG, flatten=True), demo)
+    with pytest.raises(ValueError, match="steps"):
+        ResidualIK(PianoMimeEnv("CMajorScaleOneHand"), demo)
+    with pytest.raises(ValueError, match="sustain"):
+        ResidualIK(PianoMimeEnv(SONG), demo, sustain="pedal")
