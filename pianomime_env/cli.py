@@ -41,6 +41,8 @@ class Play:
     seed: int = 0
     stretch: float = 1.0
     """Tempo factor (> 1 is slower)."""
+    trim_silence: bool = True
+    """Drop the song's leading and trailing silence (silent steps inflate per-step F1)."""
 
 
 @dataclass
@@ -129,6 +131,7 @@ def run_play(args: Play) -> dict:
         camera=args.camera,
         seed=args.seed,
         stretch=args.stretch,
+        env_kwargs={"trim_silence": args.trim_silence},
     )
     m = result["metrics"]
     print(

@@ -94,6 +94,7 @@ def play(
         "steps": env.t,
         "seed": seed,
         "stretch": stretch,
+        "env_kwargs": env_kwargs or {},
         "return": total_reward,
         "seconds": elapsed,
         "metrics": info["metrics"],
