@@ -301,6 +301,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
         self._renderer = None
 
         self._t = 0
+        self._start = 0
         self._needs_reset = True
         self._sustain = 0.0
         self._key_state = np.zeros(88)
@@ -311,14 +312,45 @@ class PianoMimeEnv(gym.Env, EzPickle):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
+        """Starts an episode. ``options`` (all optional):
+
+        - ``start_step``: int in [0, T): start mid-song at this goal row (reference state
+          initialization); the metrics then cover the steps played from there.
+        - ``hand_qpos``: (2, J) initial hand joint positions (right, left; ``joint_names``
+          order), e.g. an IK pose for the start step. Position actuators start at the same
+          targets (``ctrl``), so the hands hold the pose until the first action.
+        """
         super().reset(seed=seed)
+        options = dict(options or {})
+        start = options.pop("start_step", 0)
+        hand_qpos = options.pop("hand_qpos", None)
+        if options:
+            raise ValueError(
+                f"unknown reset options {sorted(options)}; known: 'start_step', 'hand_qpos'"
+            )
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
+            raise ValueError(f"options['start_step'] must be an int, got {start!r}")
+        if not 0 <= start < self._n_steps:
+            raise ValueError(f"options['start_step'] must be in [0, {self._n_steps}), got {start}")
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         if self._randomize_hand_positions:
             offset = self.np_random.uniform(-_HAND_POSITION_OFFSET, _HAND_POSITION_OFFSET)
             m.body_pos[self._forearm_bodies] = self._forearm_pos0 + np.array([0.0, offset, 0.0])
+        if hand_qpos is not None:
+            q = np.asarray(hand_qpos, dtype=np.float64)
+            if q.shape != self.index.hand_qpos.shape or not np.isfinite(q).all():
+                raise ValueError(
+                    f"options['hand_qpos'] must be a finite array of shape "
+                    f"{self.index.hand_qpos.shape}, got {q.shape}"
+                )
+            d.qpos[self.index.hand_qpos] = q
+            mujoco.mj_forward(m, d)
+            # Hold the pose: each actuator's target = its transmission length (joint or tendon).
+            d.ctrl[:] = np.clip(d.actuator_length, *m.actuator_ctrlrange.T)
         mujoco.mj_forward(m, d)
-        self._t = 0
+        self._start = int(start)
+        self._t = int(start)
         self._sustain = 0.0
         self._needs_reset = False
         self._update_key_state()
@@ -389,7 +421,9 @@ class PianoMimeEnv(gym.Env, EzPickle):
         info["wrong_press"] = wrong_press
         if terminated:
             self._needs_reset = True
-            info["metrics"] = self._recorder.compute(self.trajectory.keys, self.trajectory.sustain)
+            info["metrics"] = self._recorder.compute(
+                self.trajectory.keys[self._start :], self.trajectory.sustain[self._start :]
+            )
         return self._observation(), reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:

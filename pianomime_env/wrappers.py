@@ -33,6 +33,10 @@ class ResidualIK(gym.Wrapper):
             entry in [-1, 1] mapped to the pedal command [0, 1].
         n_demo_frames: how many upcoming demo frames ``demo_fingertips`` holds.
         ik_iterations: IK iterations per step for the nominal.
+        reference_state_init: start each episode at a random step of the song (drawn from the
+            env's seeded generator) with the hands posed by IK at that demo frame, as
+            PianoMime/DeepMimic-style training does. ``reset(options={"start_step": k})`` picks
+            the step explicitly.
 
     Spaces:
         action: ``Box(-1, 1, (nu,))`` or ``(nu + 1,)`` with ``sustain="policy"``, float32.
@@ -50,6 +54,7 @@ class ResidualIK(gym.Wrapper):
         *,
         n_demo_frames: int = 4,
         ik_iterations: int = 3,
+        reference_state_init: bool = False,
     ) -> None:
         super().__init__(env)
         u = env.unwrapped
@@ -70,6 +75,7 @@ class ResidualIK(gym.Wrapper):
         self.residual_scale = float(residual_scale)
         self.n_demo_frames = int(n_demo_frames)
         self.ik_iterations = int(ik_iterations)
+        self.reference_state_init = bool(reference_state_init)
         self.ik = HandIK(u.model, u.index)
         self._low = np.asarray(u._act_low, np.float64)
         self._high = np.asarray(u._act_high, np.float64)
@@ -128,8 +134,17 @@ class ResidualIK(gym.Wrapper):
     # -- Gymnasium API -------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = dict(options or {})
         obs, info = self.env.reset(seed=seed, options=options)
+        u = self.env.unwrapped
+        start = options.get("start_step")
+        if start is None and self.reference_state_init:
+            start = int(u.np_random.integers(0, u.n_steps))
         self._q = self.ik.posture.copy()
+        if start:
+            # Pose the hands at the demo frame the episode starts from (IK from the posture).
+            self._q = self.ik.solve(self.demo.fingertips[start], self._q, iterations=20)
+            obs, info = self.env.reset(options={"start_step": start, "hand_qpos": self._q})
         self._compute_nominal()
         return self._augment(obs), info
 

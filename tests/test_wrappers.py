@@ -53,3 +53,38 @@ def test_rejects_bad_settings(demo):
         ResidualIK(PianoMimeEnv("CMajorScaleOneHand"), demo)
     with pytest.raises(ValueError, match="sustain"):
         ResidualIK(PianoMimeEnv(SONG), demo, sustain="pedal")
+
+
+def test_reference_state_init_starts_mid_song_posed_by_ik():
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    demo = from_midi(env.trajectory, env=env)
+    wrapped = ResidualIK(env, demo, reference_state_init=True)
+    obs, _ = wrapped.reset(seed=3)
+    start = env.t
+    assert 0 < start < env.n_steps
+    np.testing.assert_array_equal(obs["goal"][:, :88], env.trajectory.keys[start : start + 11])
+    # The fingertips sit where the demo frame puts them (within the IK's reach).
+    tips = env.fingertip_positions
+    assert np.abs(tips - demo.fingertips[start]).max() < 0.02
+    # Same seed, same start; the metrics cover only the steps played.
+    wrapped.reset(seed=3)
+    assert env.t == start
+    steps = 0
+    while True:
+        *_, terminated, _, info = wrapped.step(np.zeros(wrapped.action_space.shape, np.float32))
+        steps += 1
+        if terminated:
+            break
+    assert steps == env.n_steps - start and "metrics" in info
+    obs, _ = wrapped.reset(options={"start_step": 5})
+    assert env.t == 5
+
+
+def test_env_reset_options_are_validated():
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    with pytest.raises(ValueError, match="start_step"):
+        env.reset(options={"start_step": env.n_steps})
+    with pytest.raises(ValueError, match="hand_qpos"):
+        env.reset(options={"hand_qpos": np.zeros(3)})
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(options={"bogus": 1})
