@@ -239,7 +239,19 @@ def _run(fn) -> None:
     """Runs a command; user errors (bad song, file, argument) exit 2 with a one-line message."""
     try:
         fn()
-    except (FileNotFoundError, ValueError, ImportError) as exc:  # SongError is a ValueError
+    except Exception as exc:
+        # User errors: bad song/file/argument (SongError, DemonstrationError are ValueErrors), a
+        # missing extra (ImportError names it), and the video pipeline's own errors (checked
+        # only if their modules were loaded, so plain commands never import them).
+        user_errors = [FileNotFoundError, ValueError, ImportError]
+        for module, name in (
+            ("pianomime_env.demos.hand_model", "HandModelError"),
+            ("pianomime_env.demos.keyboard", "KeyboardDetectionError"),
+        ):
+            if module in sys.modules:
+                user_errors.append(getattr(sys.modules[module], name))
+        if not isinstance(exc, tuple(user_errors)):
+            raise
         print(f"pianomime: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

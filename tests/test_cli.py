@@ -74,3 +74,35 @@ def test_errors_are_clear(tmp_path, args, message):
     assert proc.returncode == 2
     assert message in proc.stderr.lower()
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_from_midi_and_plot(tmp_path):
+    out = tmp_path / "demo.npz"
+    proc = run_cli("demo", "from-midi", "CMajorScaleOneHand", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    from pianomime_env.demos import Demonstration
+
+    demo = Demonstration.load(out, expected_steps=151)
+    assert demo.source.startswith("score:")
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    proc = run_cli("demo", "plot", str(out), "-o", str(tmp_path / "again.png"))
+    assert proc.returncode == 0 and (tmp_path / "again.png").exists()
+
+
+def test_demo_from_video_without_model_says_how_to_build_it(tmp_path, tiny_midi):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"not really a video")
+    proc = run_cli(
+        "demo",
+        "from-video",
+        str(video),
+        "--midi",
+        str(tiny_midi),
+        "--hand-model",
+        str(tmp_path / "missing.task"),
+        "-o",
+        str(tmp_path / "d.npz"),
+    )
+    assert proc.returncode == 2
+    assert "build-hand-model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "d.npz").exists()
