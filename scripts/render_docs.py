@@ -138,6 +138,12 @@ def pages() -> dict[pathlib.Path, str]:
         OUT: render(),
         docs / "songs.md": render_module("pianomime_env.songs", "Songs"),
         docs / "metrics.md": render_module("pianomime_env.metrics", "Musical metrics"),
+        docs / "demo-format.md": render_module(
+            "pianomime_env.demos.format", "Demonstration file format"
+        ),
+        docs / "demo-planner.md": render_module(
+            "pianomime_env.demos.planner", "Demonstrations planned from a score"
+        ),
     }
 
 
