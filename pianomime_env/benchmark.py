@@ -136,7 +136,12 @@ def _make_ours(song: str):
 
 def _make_peer(song: str):
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import shimmy
+    try:
+        import shimmy
+    except ImportError as exc:
+        raise ImportError(
+            'the benchmark compares against RoboPianist through Shimmy: pip install "pianomime-env[dev]"'
+        ) from exc
     from robopianist import suite
 
     name = f"RoboPianist-debug-{song}-v0"
