@@ -31,11 +31,16 @@ class SightReaderConfig:
     press_depth: float = 0.02  # press target below the key top (m)
     integral_gain: float = 0.3  # per step, on the fingertip error of pressing fingers
     integral_limit: float = 0.02  # m
-    lift_xy_tolerance: float = 0.006  # a finger descends only when this close (m) along y
+    lateral_gain: float = 0.3  # per step, on the y error of a finger approaching its key
+    lift_xy_tolerance: float = 0.012  # a finger descends only when this close (m) along y
     lift_height: float = 0.012  # above the key top while not yet above the key (m)
+    lift_x_tolerance: float = 0.005  # white keys: descend only this close to the playable band
+    lift_clearance: float = 0.005  # lifted fingers stay this far above the black keys' top (m)
     forearm_overshoot: float = 2.0  # command = ik + k (ik - measured) for forearm_tx
-    idle_weight: float = 0.5  # IK weight of fingers not pressing
+    idle_weight: float = 1.0  # IK weight of fingers not pressing
     iterations: int = 3
+    wrist_posture_scale: float = 10.0  # x posture_weight for WRJ1/WRJ2
+    posture_weight: float = 3e-4  # IK pull toward the curved piano posture
 
 
 class SightReader:
@@ -71,8 +76,14 @@ class SightReader:
                 f"demo control_timestep {demo.control_timestep} != env {u.control_timestep}"
             )
         self.demo = demo
-        self.ik = HandIK(u.model, u.index)
+        self.ik = HandIK(u.model, u.index, posture_weight=self.config.posture_weight)
         self.geo = key_geometry(u.model, u.index)
+        wrist = [
+            [j for j, n in enumerate(row) if n.endswith(("WRJ2", "WRJ1"))]
+            for row in u.index.hand_joint_names
+        ]
+        for h in range(2):
+            self.ik.posture_w[h, wrist[h]] *= self.config.wrist_posture_scale
         names = [list(n) for n in u.index.hand_joint_names]
         self._tx = np.array([row.index("forearm_tx") for row in names])
         self._tx_u = np.array(
@@ -90,6 +101,7 @@ class SightReader:
             np.stack([c - 0.3 * hs, c + 0.8 * hs], axis=1),
             np.stack([np.full_like(c, black_front + 0.012), c + 0.85 * hs], axis=1),
         )
+        self._lift_floor = self.geo.black_top + self.config.lift_clearance
         self._normalized = bool(getattr(u, "_normalized_actions", False))
         self._low, self._high = u._act_low, u._act_high
         self.reset()
@@ -100,7 +112,8 @@ class SightReader:
         self._q = self.ik.posture.copy()
         self._q[np.arange(2), self._tx] = d.qpos[self.ik.qadr[np.arange(2), self._tx]]
         self._integral = np.zeros((2, 5, 3))
-        self._last_key = np.full((2, 5), -1)
+        self._last_key = np.full((2, 5), -1)  # key each finger is pressing (descended on)
+        self._int_key = np.full((2, 5), -1)  # key each finger's integral belongs to
 
     def _pressed_keys(self, frame: int) -> np.ndarray:
         """(2, 5) key each finger presses in demo frame ``frame``, -1 for none."""
@@ -131,21 +144,35 @@ class SightReader:
         weights = np.where(pressing, 1.0, cfg.idle_weight)
         for h, f in zip(*np.nonzero(pressing)):
             k = keys[h, f]
-            if k != self._last_key[h, f]:
+            if k != self._int_key[h, f]:
                 self._integral[h, f] = 0.0
+                self._int_key[h, f] = k
             # Anywhere inside the key's playable band along x is fine: let the finger keep its
             # natural x there instead of fighting the posture.
             lo, hi = self._x_band[k]
             targets[h, f, 0] = np.clip(tips[h, f, 0], lo, hi)
             y_err = abs(targets[h, f, 1] - tips[h, f, 1])
+            # A white key is pressed in front of the black keys: a tip still behind that line
+            # would land on (or between) black keys.
+            x_short = lo - tips[h, f, 0] if not self.geo.is_black[k] else 0.0
             top = self.geo.top[k]
-            if y_err > cfg.lift_xy_tolerance and k != self._last_key[h, f]:
-                # Not above the key yet: stay lifted so the finger does not slide over others.
-                targets[h, f, 2] = top + cfg.lift_height
+            if k != self._last_key[h, f] and (
+                y_err > cfg.lift_xy_tolerance or x_short > cfg.lift_x_tolerance
+            ):
+                # Not above the key yet: stay lifted (over the black keys) so the finger does not
+                # slide over others.
+                targets[h, f, 2] = max(top + cfg.lift_height, self._lift_floor)
+                # Close the sideways gap while lifted (integral on y, kept while pressing).
+                self._integral[h, f, 1] = np.clip(
+                    self._integral[h, f, 1] + cfg.lateral_gain * (targets[h, f, 1] - tips[h, f, 1]),
+                    -cfg.integral_limit,
+                    cfg.integral_limit,
+                )
+                targets[h, f, 1] += self._integral[h, f, 1]
                 continue
             targets[h, f, 2] = top - cfg.press_depth
             err = targets[h, f] - tips[h, f]
-            err[:2] = 0.0  # only depth is integrated (sideways error is ignored while pressing)
+            err[:2] = 0.0  # only depth is integrated while pressing (y keeps its approach value)
             self._integral[h, f] = np.clip(
                 self._integral[h, f] + cfg.integral_gain * err,
                 -cfg.integral_limit,
@@ -154,6 +181,7 @@ class SightReader:
             targets[h, f] += self._integral[h, f]
             self._last_key[h, f] = k
         self._last_key[~pressing] = -1
+        self._int_key[~pressing] = -1
         self._integral[~pressing] = 0.0
         q = self.ik.solve(targets, self._q, tip_weights=weights, iterations=cfg.iterations)
         self._q = q

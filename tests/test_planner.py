@@ -31,9 +31,12 @@ def test_planner_builtin(name, geo):
     demo = from_midi(name)
     assert demo.n_steps == len(traj)
     goal = traj.keys > 0.5
-    # Every goal note has a finger, and only goal notes do.
-    assert np.all(demo.fingering[goal] >= 0)
+    # Every goal note has a finger at its onset (a held note may be released early when its hand
+    # must move on), and only goal steps are fingered.
+    onset = goal & ~np.vstack([np.zeros((1, goal.shape[1]), bool), goal[:-1]])
+    assert np.all(demo.fingering[onset] >= 0)
     assert np.all(demo.fingering[~goal] == -1)
+    assert (demo.fingering[goal] >= 0).mean() > 0.7
     # One finger presses at most one key at a time.
     for t in range(demo.n_steps):
         f = demo.fingering[t][demo.fingering[t] >= 0]
@@ -44,7 +47,7 @@ def test_planner_builtin(name, geo):
     # Feasible spans (of the planner's own fingering; annotated human fingerings may stretch
     # further): keys one hand strikes together fit under a spread hand (0.2 m).
     own = from_midi(name, use_score_fingering=False)
-    assert np.all(own.fingering[goal] >= 0)
+    assert np.all(own.fingering[onset] >= 0)
     # Chords wider than both hands' free fingers fall back to an unconstrained finger: allowed
     # on at most 1% of the sounding steps (NocturneRousseau has a few).
     too_wide = 0
@@ -65,5 +68,6 @@ def test_planner_holds_finger_on_held_key():
     demo = from_midi("CMajorChordProgressionTwoHands")
     traj = load_song("CMajorChordProgressionTwoHands").to_trajectory(0.05)
     goal = traj.keys > 0.5
-    held = goal[1:] & goal[:-1]
+    # A held key keeps its finger until the key is released (possibly early, for a hand move).
+    held = goal[1:] & goal[:-1] & (demo.fingering[1:] >= 0)
     assert np.all(demo.fingering[1:][held] == demo.fingering[:-1][held])

@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -49,14 +50,29 @@ SLOT_OFFSETS = np.array([0.0, 0.035, 0.058, 0.080, 0.102])
 FINGER_COST = np.array([0.05, 0.004, 0.0, 0.004, 0.01])
 #: Extra cost of putting the thumb or little finger on a black key.
 BLACK_KEY_COST = np.array([0.02, 0.0, 0.0, 0.0, 0.015])
-#: Anchor move cost per metre (relative to note-to-slot error, weight 1).
-MOVE_COST = 0.25
+#: Extra cost of putting a finger on a white key. The thumb tip cannot get low enough to press a
+#: white key fully (its lowest reachable point with the forearm at its lowest is ~2 mm under the
+#: white key top at the keys' front, measured by sampling the thumb and wrist joints), so the
+#: thumb plays white keys only when nothing else fits.
+WHITE_KEY_COST = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+#: Anchor move cost per metre (relative to note-to-slot error, weight 1), plus a fixed cost
+#: per move; moves sooner than ``MOVE_TIME_STEPS`` after the previous onset cost up to 5x.
+MOVE_COST = 0.5
+MOVE_FIXED_COST = 0.05
+MOVE_TIME_STEPS = 6.0
+#: Simultaneous onsets a hand takes before handing notes to the other hand.
+MAX_NOTES_PER_HAND = 4
+#: Cost of an assignment whose fingers cross (in a chord or with held keys).
+CROSSING_COST = 1.0
+#: Smallest pitch gap (semitones) between the hands' notes for a chord-based split.
+SPLIT_MIN_GAP = 3
 #: A held key may sit this far (m) from its finger's slot before the anchor is penalized.
 HELD_REACH = 0.02
 #: A note may be this far (m) from its finger's slot; beyond it the hand cannot take it.
 REACH = 0.04
 APPROACH_STEPS = 3
 MOVE_LEAD_STEPS = 4
+MIN_PRESS_STEPS = 2  # a note cut short for a hand move keeps at least this many steps
 HOVER_HEIGHT = 0.012  # above the key top, while approaching a key (m)
 SLOT_HEIGHT = 0.02  # above the black keys' top, idle fingers (m)
 MAX_HOVER_SPEED = 0.03  # m per control step for fingers not on a key
@@ -139,40 +155,172 @@ def _assign_group(
     busy: list[_Note | None],
     t0: int,
     geo: KeyGeometry,
+    candidates: list[float] | None = None,
 ) -> tuple[float, dict[int, int], float] | None:
-    """Best (anchor, note idx -> finger, cost) for one hand's onset group, or None if no fit."""
+    """Best (anchor, note idx -> finger, cost) for one hand's onset group, or None if no fit.
+
+    For each candidate anchor, every way of giving the notes free fingers in keyboard order is
+    tried (crossing a held key's finger costs ``CROSSING_COST``); if none is in reach, the
+    cheapest crossing assignment (``linear_sum_assignment``) plus ``CROSSING_COST``.
+    """
     free = [f for f in range(5) if busy[f] is None or busy[f].end <= t0]
     if len(group) > len(free):
         return None
     ys = np.array([geo.center[n.key, 1] for n in group])
     sign = 1.0 if hand == 0 else -1.0
-    candidates = {round(anchor, 5)}
-    for y in ys:
-        for f in free:
-            candidates.add(round(float(y - sign * SLOT_OFFSETS[f]), 5))
+    if candidates is None:
+        candidates = {round(anchor, 5)}
+        for y in ys:
+            for f in free:
+                candidates.add(round(float(y - sign * SLOT_OFFSETS[f]), 5))
     held = [(f, busy[f]) for f in range(5) if busy[f] is not None and busy[f].end > t0]
+    held_f = [f for f, _ in held]
+    held_y = [float(geo.center[n.key, 1]) for _, n in held]
     black = np.array([geo.is_black[n.key] for n in group])
+    order = np.argsort(ys * sign)  # notes from the thumb side outward
     best = None
     for a in candidates:
         slots = _slot_y(a, hand)
-        cost = np.abs(ys[:, None] - slots[None, free])
-        cost = cost + FINGER_COST[free][None, :] + black[:, None] * BLACK_KEY_COST[free][None, :]
-        rows, cols = linear_sum_assignment(cost)
-        if np.abs(ys[rows] - slots[np.array(free)[cols]]).max() > REACH:
-            continue  # some note is out of the hand's reach with this anchor
-        total = float(cost[rows, cols].sum()) + MOVE_COST * abs(a - anchor)
+        cost = _note_cost(ys, black, slots, range(5))
+        dist = np.abs(ys[:, None] - slots[None, :])
+        options = []
+        for combo in itertools.combinations(free, len(group)):
+            fingers = np.empty(len(group), int)
+            fingers[order] = combo
+            if dist[np.arange(len(group)), fingers].max() > REACH:
+                continue
+            total = float(cost[np.arange(len(group)), fingers].sum())
+            if _crossed(np.array(list(ys) + held_y), np.array(list(fingers) + held_f), hand):
+                total += CROSSING_COST
+            options.append((total, fingers))
+        if not options:
+            rows, cols = linear_sum_assignment(np.where(dist[:, free] > REACH, 1e3, cost[:, free]))
+            if dist[rows, np.array(free)[cols]].max() > REACH:
+                continue  # some note is out of the hand's reach with this anchor
+            fingers = np.array(free)[cols]
+            options.append((float(cost[rows, fingers].sum()) + CROSSING_COST, fingers))
+        total, fingers = min(options, key=lambda o: o[0])
+        total += MOVE_COST * abs(a - anchor)
         for f, n in held:
             excess = abs(geo.center[n.key, 1] - slots[f]) - HELD_REACH
             total += 10.0 * max(0.0, excess)
-        # Keep fingers in keyboard order (no crossings inside a chord).
-        fingers = np.array(free)[cols]
-        order = np.argsort(ys[rows])
-        f_sorted = fingers[order] if hand == 0 else fingers[order][::-1]
-        if np.any(np.diff(f_sorted) < 0):
-            total += 1.0
         if best is None or total < best[2]:
-            best = (a, {int(r): int(free[c]) for r, c in zip(rows, cols)}, total)
+            best = (a, {i: int(f) for i, f in enumerate(fingers)}, total)
     return best
+
+
+def _note_cost(ys: np.ndarray, black: np.ndarray, slots: np.ndarray, fingers) -> np.ndarray:
+    """(notes, fingers) cost of playing each note with each finger of a hand at ``slots``."""
+    f = np.asarray(fingers)
+    return (
+        np.abs(ys[:, None] - slots[None, f])
+        + FINGER_COST[f][None, :]
+        + black[:, None] * BLACK_KEY_COST[f][None, :]
+        + ~black[:, None] * WHITE_KEY_COST[f][None, :]
+    )
+
+
+def _group_cost(
+    ys: np.ndarray, black: np.ndarray, held_ys: np.ndarray, hand: int, anchor: float
+) -> float:
+    """Cost of one onset group (new notes ``ys`` + still-sounding ``held_ys``) at ``anchor``."""
+    slots = _slot_y(anchor, hand)
+    cost = _note_cost(ys, black, slots, range(5))
+    too_far = np.abs(ys[:, None] - slots[None, :]) > REACH
+    cost = np.where(too_far, 1e3, cost)
+    if len(held_ys):
+        held = 10.0 * np.maximum(0.0, np.abs(held_ys[:, None] - slots[None, :]) - HELD_REACH)
+        cost = np.concatenate([cost, held], axis=0)
+    if cost.shape[0] > 5:
+        return 1e3 * cost.shape[0]
+    rows, cols = linear_sum_assignment(cost)
+    total = float(cost[rows, cols].sum())
+    all_y = np.concatenate([ys, held_ys])
+    if _crossed(all_y[rows], cols, hand):
+        total += CROSSING_COST
+    return total
+
+
+def _crossed(ys: np.ndarray, fingers: np.ndarray, hand: int) -> bool:
+    """Whether fingers (0..4) placed on keys at ``ys`` cross each other."""
+    order = np.argsort(ys)
+    f_sorted = np.asarray(fingers)[order]
+    if hand == 1:
+        f_sorted = f_sorted[::-1]
+    return bool(np.any(np.diff(f_sorted) < 0))
+
+
+def _dp_anchors(
+    groups: list[list[_Note]], hand_notes: list[_Note], hand: int, start: float, geo: KeyGeometry
+) -> list[float]:
+    """Anchor per onset group minimizing note-to-slot costs + hand moves over the whole song.
+
+    Viterbi over candidate anchors (those putting some finger exactly on a note of the group,
+    plus the previous group's candidates so the hand can stay put). A move costs
+    ``MOVE_COST`` per metre plus ``MOVE_FIXED_COST``, more when the time since the previous
+    onset is shorter than the forearm needs (``MOVE_TIME_STEPS``).
+    """
+    sign = 1.0 if hand == 0 else -1.0
+    prev_a = np.array([start])
+    prev_c = np.array([0.0])
+    prev_t = -(10**6)
+    back: list[tuple[np.ndarray, np.ndarray]] = []
+    for g in groups:
+        t0 = g[0].start
+        ys = np.array([geo.center[n.key, 1] for n in g])
+        black = np.array([bool(geo.is_black[n.key]) for n in g])
+        held_ys = np.array(
+            [geo.center[n.key, 1] for n in hand_notes if n.start < t0 < n.end], dtype=float
+        )
+        cands = {round(float(y - sign * o), 4) for y in ys for o in SLOT_OFFSETS}
+        cands |= {round(float(a), 4) for a in prev_a}
+        a = np.array(sorted(cands))
+        gc = np.array([_group_cost(ys, black, held_ys, hand, x) for x in a])
+        keep = gc < 1e3
+        if keep.any():
+            a, gc = a[keep], gc[keep]
+        urgency = max(0.0, 1.0 - (t0 - prev_t) / MOVE_TIME_STEPS)
+        dist = np.abs(a[:, None] - prev_a[None, :])
+        move = (MOVE_COST * dist + MOVE_FIXED_COST * (dist > 0.003)) * (1.0 + 4.0 * urgency)
+        total = prev_c[None, :] + move
+        arg = np.argmin(total, axis=1)
+        prev_c = total[np.arange(len(a)), arg] + gc
+        back.append((a, arg))
+        prev_a, prev_t = a, t0
+    path: list[float] = []
+    i = int(np.argmin(prev_c))
+    for a, arg in reversed(back):
+        path.append(float(a[i]))
+        i = int(arg[i])
+    return path[::-1]
+
+
+def _hand_split(notes: list[_Note], n_steps: int) -> np.ndarray:
+    """(T,) lowest key of the right hand at each step (notes without score fingering).
+
+    A single melody line goes to one hand (the right, unless it lies mostly below middle C);
+    otherwise each onset splits the sounding notes at their widest pitch gap (when it is at
+    least ``SPLIT_MIN_GAP`` semitones, else at middle C).
+    """
+    split = np.full(max(n_steps, 1), MIDDLE_C)
+    if not notes:
+        return split
+    counts = np.zeros(max(n_steps, 1), int)
+    for n in notes:
+        counts[n.start : n.end] += 1
+    if counts.max() <= 1:
+        mean = float(np.mean([n.key for n in notes]))
+        split[:] = 0 if mean >= MIDDLE_C - 7 else 88
+        return split
+    for t in sorted({n.start for n in notes}):
+        sounding = sorted({n.key for n in notes if n.start <= t < n.end})
+        if len(sounding) < 2:
+            split[t:] = split[t - 1] if t > 0 else MIDDLE_C
+            continue
+        gaps = np.diff(sounding)
+        i = int(np.argmax(gaps))
+        split[t:] = sounding[i + 1] if gaps[i] >= SPLIT_MIN_GAP else MIDDLE_C
+    return split
 
 
 def plan_fingering(
@@ -180,67 +328,79 @@ def plan_fingering(
 ) -> tuple[list[_Note], list[list[tuple[int, float]]]]:
     """Assigns every note a hand and finger.
 
+    Hands come from the score's fingering annotation where it has one (its finger choice is not
+    used: the simulated thumb cannot press white keys), otherwise from the split at middle C;
+    a hand with more than ``MAX_NOTES_PER_HAND`` simultaneous onsets hands notes to the other.
+    Each hand's anchor sequence is then optimized over the whole song (:func:`_dp_anchors`), and
+    fingers are matched to notes group by group at those anchors.
+
     Returns:
         notes: the notes with ``hand``/``finger`` set.
         anchors: per hand, a list of (step, anchor y) changes in time order.
     """
     notes = _notes(traj.keys)
     fing = np.asarray(traj.fingering)
-    anchors: list[list[tuple[int, float]]] = [[], []]
-    # Start anchors: thumbs around middle C (each hand's rest position).
-    anchor = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
-    busy: list[list[_Note | None]] = [[None] * 5, [None] * 5]
+    split = _hand_split(notes, traj.keys.shape[0])
+    for n in notes:
+        f = int(fing[n.start, n.key]) if use_score_fingering else -1
+        n.hand = f // 5 if f >= 0 else (0 if n.key >= split[n.start] else 1)
+    # Balance crowded onsets between the hands.
     i = 0
     while i < len(notes):
         j = i
         while j < len(notes) and notes[j].start == notes[i].start:
             j += 1
-        group = notes[i:j]
-        t0 = group[0].start
-        by_hand: list[list[_Note]] = [[], []]
-        for n in group:
-            f = int(fing[n.start, n.key]) if use_score_fingering else -1
-            taken = f >= 0 and any(
-                m is not n and m.finger == f % 5 and m.hand == f // 5 for m in group
-            )
-            held = f >= 0 and (busy[f // 5][f % 5] is not None) and busy[f // 5][f % 5].end > t0
-            if f >= 0 and not taken and not held:
-                n.hand, n.finger = f // 5, f % 5
+        group = sorted(notes[i:j], key=lambda n: n.key)
+        for _ in range(len(group)):
+            right = [n for n in group if n.hand == 0]
+            left = [n for n in group if n.hand == 1]
+            if len(right) > MAX_NOTES_PER_HAND and len(left) < len(right) - 1:
+                right[0].hand = 1
+            elif len(left) > MAX_NOTES_PER_HAND and len(right) < len(left) - 1:
+                left[-1].hand = 0
             else:
-                by_hand[0 if n.key >= MIDDLE_C else 1].append(n)
-        # Score-fingered notes: occupy their fingers, move the anchor to fit them.
-        for n in group:
-            if n.finger >= 0:
-                busy[n.hand][n.finger] = n
-                sign = 1.0 if n.hand == 0 else -1.0
-                anchor[n.hand] = float(geo.center[n.key, 1] - sign * SLOT_OFFSETS[n.finger])
-                anchors[n.hand].append((t0, anchor[n.hand]))
-        for h in (0, 1):
-            todo = sorted(by_hand[h], key=lambda n: n.key)
-            while todo:
-                res = _assign_group(todo, h, anchor[h], busy[h], t0, geo)
-                if res is not None:
-                    break
-                # Too many notes for this hand's free fingers: hand the note nearest the other
-                # hand over to it (the right hand is planned first; left-hand overflow keeps
-                # finger -1 and is fixed up below).
-                moved = todo.pop(0) if h == 0 else todo.pop(-1)
-                if h == 0:
-                    by_hand[1].append(moved)
-            if not todo:
+                break
+        i = j
+    anchors: list[list[tuple[int, float]]] = [[], []]
+    # Start anchors: thumbs around middle C (each hand's rest position).
+    default = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
+    for h in (0, 1):
+        hand_notes = [n for n in notes if n.hand == h]
+        groups: list[list[_Note]] = []
+        for n in hand_notes:
+            if groups and groups[-1][0].start == n.start:
+                groups[-1].append(n)
+            else:
+                groups.append([n])
+        if not groups:
+            continue
+        path = _dp_anchors(groups, hand_notes, h, default[h], geo)
+        anchor = default[h]
+        busy: list[_Note | None] = [None] * 5
+        for g, a_dp in zip(groups, path):
+            t0 = g[0].start
+            todo = sorted(g, key=lambda n: n.key)
+            res = _assign_group(todo, h, anchor, busy, t0, geo, candidates=[a_dp])
+            if res is not None and res[2] >= CROSSING_COST:
+                # The planned anchor crosses fingers with a held key: any better anchor?
+                alt = _assign_group(todo, h, anchor, busy, t0, geo)
+                if alt is not None and alt[2] < res[2] - 0.5 * CROSSING_COST:
+                    res = alt
+            while res is None and todo:
+                res = _assign_group(todo, h, anchor, busy, t0, geo)
+                if res is None:
+                    todo.pop(0 if h == 0 else -1).finger = -1
+            if res is None:
                 continue
             a, mapping, _ = res
-            anchor[h] = a
+            anchor = a
             anchors[h].append((t0, a))
             for r, f in mapping.items():
-                todo[r].hand, todo[r].finger = h, f
-                busy[h][f] = todo[r]
-        i = j
-    # Notes handed over to an exhausted other hand (6+ simultaneous notes) keep finger -1;
-    # give them the nearest finger of their hand so every note has one.
+                todo[r].finger = f
+                busy[f] = todo[r]
+    # Notes no finger was free for keep finger -1; give them the nearest free finger.
     for n in notes:
         if n.finger < 0:
-            n.hand = 0 if n.key >= MIDDLE_C else 1
             used = {
                 m.finger for m in notes if m.hand == n.hand and m.start < n.end and n.start < m.end
             }
@@ -317,6 +477,17 @@ def from_midi(
     default_anchor = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
     per_finger: list[list[list[_Note]]] = [[[] for _ in range(5)] for _ in range(2)]
     for n in notes:
+        # A held key that the hand must leave for its next position is released when the hand
+        # starts moving (the forearm needs ~5 steps; holding would drag it back).
+        sign = 1.0 if n.hand == 0 else -1.0
+        y = geo.center[n.key, 1]
+        for step, a in anchor_changes[n.hand]:
+            move = step - MOVE_LEAD_STEPS
+            if move >= n.end:
+                break
+            if move > n.start and abs(y - (a + sign * SLOT_OFFSETS[n.finger])) > HELD_REACH:
+                n = _Note(n.key, n.start, max(n.start + MIN_PRESS_STEPS, move), n.hand, n.finger)
+                break
         per_finger[n.hand][n.finger].append(n)
     for h in (0, 1):
         anchor_t = np.array(
