@@ -2,11 +2,13 @@
 
 Each control step it takes the demonstration's fingertip targets a little ahead (``lead``
 steps), pushes pressing fingertips below the key surface (the finger actuators are weak against
-the key springs), corrects them with an integral of the measured fingertip error (reset whenever
-a finger's key changes; sideways error is ignored while pressing), keeps a finger lifted until it
-is above its key (lift before descending), solves the hand IK starting from its previous
-solution (curved "piano" posture as the regularizer), overshoots the forearm command to beat the
-forearm actuator's lag, and takes the sustain pedal from the score. See ``docs/sightreader.md``.
+the key springs), corrects them with an integral of the measured fingertip error (depth while
+pressing, y while approaching; reset whenever a finger's key changes), keeps a finger lifted
+above the black keys until it is over its key (within ``lift_xy_tolerance`` along y and, for
+white keys, in front of the black keys), solves the hand IK starting from its previous solution
+(a weak pull toward the curved "piano" posture, stronger on the wrist), overshoots the forearm
+command to beat the forearm actuator's lag, and takes the sustain pedal from the score. See
+``docs/sightreader.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ __all__ = ["SightReader", "SightReaderConfig"]
 
 @dataclass
 class SightReaderConfig:
-    """Controller gains (m, steps). Defaults were chosen on the built-in songs."""
+    """Controller gains (m, steps). Defaults chosen on the built-in songs + the tuning set."""
 
     lead: int = 0  # demo frame t + lead is the target at step t
     press_depth: float = 0.02  # press target below the key top (m)

@@ -4,15 +4,19 @@
 
 1. **Notes**: each run of consecutive goal steps of a key is one note (the goal trajectory
    already has the one-step gap before a re-struck key).
-2. **Hands**: the score's fingering annotation when it has one; otherwise keys below middle C
-   go to the left hand, the rest to the right (a hand with more simultaneous notes than free
-   fingers hands the extra notes to the other hand).
-3. **Fingers**: onset groups are processed in time order; each hand keeps an *anchor* (the y of
-   its thumb slot; the other fingers sit at fixed offsets from it). For every candidate anchor
-   (the current one, or one that puts some finger of the hand exactly on some note), the notes
-   are matched to the fingers that are not holding a key with scipy's ``linear_sum_assignment``
-   on |note y - finger slot y| plus a small per-finger preference; the total cost adds the anchor
-   move and a penalty when a held key would leave its finger's reach. The cheapest anchor wins.
+2. **Hands**: the score's fingering annotation gives the hand when it has one (its finger is
+   not used: the simulated thumb cannot press white keys); otherwise a single melody line goes
+   to one hand and chords split at their widest pitch gap (else at middle C). A hand with more
+   than ``MAX_NOTES_PER_HAND`` simultaneous onsets hands notes to the other hand.
+3. **Fingers**: each hand has an *anchor* (the y of its thumb slot; the other fingers sit at
+   fixed offsets from it). The anchor sequence over the whole song is chosen by a Viterbi
+   search (:func:`_dp_anchors`): per onset group, candidate anchors put some finger exactly on
+   some note (plus the previous group's candidates); a group's cost is the note-to-slot
+   distance plus per-finger preferences (thumb on a white key ``WHITE_KEY_COST``), with held
+   keys kept within reach; a move costs ``MOVE_COST``/m + ``MOVE_FIXED_COST``, more when it
+   must happen quickly. Fingers are then matched group by group at those anchors in keyboard
+   order (no crossing with held keys when avoidable). A held key the hand must leave (further
+   than ``RELEASE_REACH`` from its finger's next slot) is released when the hand starts moving.
 4. **Trajectories**: a finger on a sounding key sits on the key's press point (white keys in
    front of the black keys, black keys on their front half, z at the key top); a finger whose
    next note starts within ``APPROACH_STEPS`` hovers above that key (it is lifted between repeated
@@ -38,12 +42,12 @@ from pianomime_env.songs import NoteTrajectory, Song, load_song
 
 __all__ = ["from_midi", "KeyGeometry", "key_geometry", "plan_fingering", "PLANNER_SOURCE"]
 
-PLANNER_SOURCE = "score:planner-v1"
+PLANNER_SOURCE = "score:planner-v2"
 #: Middle C (MIDI 60) as a key index (A0 = 0): the default hand split.
 MIDDLE_C = 39
 #: Finger slot offsets along the keyboard from the thumb slot (m), thumb..little (right hand;
-#: mirrored for the left). Measured from the IK's piano posture: fingers ~22 mm apart, the thumb
-#: ~35 mm below the index finger.
+#: mirrored for the left). From the IK's piano posture: fingers ~22 mm apart, the thumb ~35 mm
+#: below the index finger (the posture has ~42 mm; 42 mm measured no better).
 SLOT_OFFSETS = np.array([0.0, 0.035, 0.058, 0.080, 0.102])
 #: Per-finger preference cost (m-equivalent): the middle fingers press most reliably in the
 #: simulation; the thumb (weak, awkward reach) is used only when it saves a large hand move.
@@ -58,7 +62,7 @@ WHITE_KEY_COST = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
 #: Anchor move cost per metre (relative to note-to-slot error, weight 1), plus a fixed cost
 #: per move; moves sooner than ``MOVE_TIME_STEPS`` after the previous onset cost up to 5x.
 MOVE_COST = 0.5
-MOVE_FIXED_COST = 0.05
+MOVE_FIXED_COST = 0.03
 MOVE_TIME_STEPS = 6.0
 #: Simultaneous onsets a hand takes before handing notes to the other hand.
 MAX_NOTES_PER_HAND = 4
@@ -72,6 +76,8 @@ HELD_REACH = 0.02
 REACH = 0.04
 APPROACH_STEPS = 3
 MOVE_LEAD_STEPS = 4
+#: A held key further than this (m) from its finger's next slot is released for the move.
+RELEASE_REACH = 0.02
 MIN_PRESS_STEPS = 2  # a note cut short for a hand move keeps at least this many steps
 HOVER_HEIGHT = 0.012  # above the key top, while approaching a key (m)
 SLOT_HEIGHT = 0.02  # above the black keys' top, idle fingers (m)
@@ -485,7 +491,7 @@ def from_midi(
             move = step - MOVE_LEAD_STEPS
             if move >= n.end:
                 break
-            if move > n.start and abs(y - (a + sign * SLOT_OFFSETS[n.finger])) > HELD_REACH:
+            if move > n.start and abs(y - (a + sign * SLOT_OFFSETS[n.finger])) > RELEASE_REACH:
                 n = _Note(n.key, n.start, max(n.start + MIN_PRESS_STEPS, move), n.hand, n.finger)
                 break
         per_finger[n.hand][n.finger].append(n)
