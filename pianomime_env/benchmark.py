@@ -112,18 +112,29 @@ def _actions(low: np.ndarray, high: np.ndarray, steps: int, seed: int = 0) -> np
     return rng.uniform(low, high, size=(steps, low.size))
 
 
-def _time_steps(step: Callable[[np.ndarray], Any], reset: Callable[[], Any], actions) -> float:
-    """Steps per second over ``actions``; episode ends trigger an untimed reset."""
-    reset()
-    elapsed = 0.0
-    t0 = time.perf_counter()
-    for a in actions:
-        if step(a):
-            elapsed += time.perf_counter() - t0
-            reset()
+def _time_interleaved(steppers: dict, actions, chunk: int = 10) -> dict[str, float]:
+    """Steps per second of each stepper over ``actions``, timed in interleaved chunks.
+
+    The contenders take turns every ``chunk`` steps (the order rotating each chunk), so a burst
+    of load on a shared machine slows them all alike instead of whichever ran during it.
+    Episode ends trigger an untimed reset.
+    """
+    keys = list(steppers)
+    elapsed = dict.fromkeys(keys, 0.0)
+    for _, reset in steppers.values():
+        reset()
+    for i, start in enumerate(range(0, len(actions), chunk)):
+        block = actions[start : start + chunk]
+        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
+            step, reset = steppers[key]
             t0 = time.perf_counter()
-    elapsed += time.perf_counter() - t0
-    return len(actions) / elapsed
+            for a in block:
+                if step(a):
+                    elapsed[key] += time.perf_counter() - t0
+                    reset()
+                    t0 = time.perf_counter()
+            elapsed[key] += time.perf_counter() - t0
+    return {key: len(actions) / elapsed[key] for key in keys}
 
 
 def _make_ours(song: str):
@@ -518,8 +529,8 @@ def run_benchmark(
             step(a)
     rates: dict[str, list[float]] = {k: [] for k in steppers}
     for _ in range(runs):
-        for key, (step, reset) in steppers.items():
-            rates[key].append(_time_steps(step, reset, actions))
+        for key, rate in _time_interleaved(steppers, actions).items():
+            rates[key].append(rate)
     res["throughput"] = {k: {"median": _median(v), "runs": v} for k, v in rates.items()}
 
     def ratio(a: str, b: str) -> float:

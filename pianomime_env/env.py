@@ -306,6 +306,13 @@ class PianoMimeEnv(gym.Env, EzPickle):
         self._sustain = 0.0
         self._key_state = np.zeros(88)
         self._key_activation = np.zeros(88, dtype=bool)
+        self._key_q, self._key_tmp = np.zeros(88), np.zeros(88)
+        k = self.index.key_qpos
+        contiguous = bool((np.diff(k) == 1).all())
+        self._key_qpos = slice(int(k[0]), int(k[0]) + 88) if contiguous else k
+        self._hand_qpos = self.index.hand_qpos.ravel()
+        self._hand_dof = self.index.hand_dof.ravel()
+        self._tip_sites = self.index.fingertip_sites.ravel()
 
     # -- Gymnasium API -------------------------------------------------------------------------
 
@@ -493,14 +500,18 @@ class PianoMimeEnv(gym.Env, EzPickle):
             names = [self.action_names[i] for i in bad[:5]]
             raise ValueError(f"action contains NaN or inf at indices {bad.tolist()} ({names})")
         if self._normalized_actions:
-            a = self.action_from_normalized(np.clip(a, -1.0, 1.0))
-        return np.clip(a, self._act_low, self._act_high)
+            a = self.action_from_normalized(np.minimum(np.maximum(a, -1.0), 1.0))
+        return np.minimum(np.maximum(a, self._act_low), self._act_high)
 
     def _update_key_state(self) -> None:
-        hi = self.index.key_range_max
-        q = np.clip(self.data.qpos[self.index.key_qpos], 0.0, hi)
-        self._key_state = q / hi
-        self._key_activation = np.abs(q - hi) <= scene_lib.KEY_ACTIVATION_THRESHOLD
+        # In place, on a view of qpos when the key joints are contiguous (they are in the scene).
+        hi, q, tmp = self.index.key_range_max, self._key_q, self._key_tmp
+        np.maximum(self.data.qpos[self._key_qpos], 0.0, out=q)  # ufuncs: np.clip is slower
+        np.minimum(q, hi, out=q)
+        np.divide(q, hi, out=self._key_state)
+        np.subtract(q, hi, out=tmp)
+        np.abs(tmp, out=tmp)
+        np.less_equal(tmp, scene_lib.KEY_ACTIVATION_THRESHOLD, out=self._key_activation)
 
     def _observation(self) -> Any:
         d = self.data
@@ -508,11 +519,11 @@ class PianoMimeEnv(gym.Env, EzPickle):
             self._goal[self._t : self._t + self._lookahead + 1],
             self._key_state.astype(np.float32),
             np.array([self._sustain], dtype=np.float32),
-            d.qpos[self.index.hand_qpos.ravel()].astype(np.float32),
-            d.site_xpos[self.index.fingertip_sites.ravel()].astype(np.float32).ravel(),
+            d.qpos[self._hand_qpos].astype(np.float32),
+            d.site_xpos[self._tip_sites].astype(np.float32).ravel(),
         ]
         if self._joint_velocities:
-            parts.append(d.qvel[self.index.hand_dof.ravel()].astype(np.float32))
+            parts.append(d.qvel[self._hand_dof].astype(np.float32))
         if self._flatten:
             return np.concatenate([p.ravel() for p in parts])
         parts[0] = parts[0].copy()
