@@ -64,12 +64,7 @@ class ResidualIK(gym.Wrapper):
             raise ValueError(f"sustain must be 'score' or 'policy', got {sustain!r}")
         if not (np.isfinite(residual_scale) and residual_scale >= 0):
             raise ValueError(f"residual_scale must be a finite number >= 0, got {residual_scale}")
-        if demo.n_steps != u.n_steps:
-            raise ValueError(f"demo has {demo.n_steps} steps, the env's song has {u.n_steps}")
-        if abs(demo.control_timestep - u.control_timestep) > 1e-9:
-            raise ValueError(
-                f"demo control_timestep {demo.control_timestep} != env {u.control_timestep}"
-            )
+        demo.check_fits(u)
         self.demo = demo
         self.sustain_mode = sustain
         self.residual_scale = float(residual_scale)

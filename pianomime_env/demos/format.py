@@ -46,6 +46,26 @@ class DemonstrationError(ValueError):
     """A demonstration is malformed or does not fit the song/env it is used with."""
 
 
+def _check_fit(
+    where: str,
+    n_steps: int,
+    dt: float,
+    expected_steps: int | None,
+    control_timestep: float | None,
+) -> None:
+    """Raises if a demonstration of ``n_steps`` at ``dt`` does not fit the song/env."""
+    if expected_steps is not None and n_steps != int(expected_steps):
+        raise DemonstrationError(
+            f"{where}: demonstration has {n_steps} steps, expected {int(expected_steps)} "
+            "(the song's length in control steps)"
+        )
+    if control_timestep is not None and abs(dt - float(control_timestep)) > 1e-9:
+        raise DemonstrationError(
+            f"{where}: field 'control_timestep' is {dt}, expected {float(control_timestep)} "
+            "(the env's control timestep)"
+        )
+
+
 def _check_arrays(
     where: str,
     fingertips: Any,
@@ -160,6 +180,18 @@ class Demonstration:
     def __len__(self) -> int:
         return self.n_steps
 
+    def check_fits(self, env: object) -> None:
+        """Raises :class:`DemonstrationError` unless this demo matches ``env``'s song length and
+        control rate (``env``: a PianoMimeEnv or a wrapper of one)."""
+        u = getattr(env, "unwrapped", env)
+        _check_fit(
+            f"demonstration {self.song_name!r}",
+            self.n_steps,
+            self.control_timestep,
+            u.n_steps,
+            u.control_timestep,
+        )
+
     def __repr__(self) -> str:
         return (
             f"Demonstration(song_name={self.song_name!r}, n_steps={self.n_steps}, "
@@ -259,16 +291,7 @@ class Demonstration:
         tips, wr, fing, dt = _check_arrays(
             where, raw["fingertips"], raw["wrists"], raw["fingering"], raw["control_timestep"]
         )
-        if expected_steps is not None and tips.shape[0] != int(expected_steps):
-            raise DemonstrationError(
-                f"{where}: demonstration has {tips.shape[0]} steps, expected {int(expected_steps)} "
-                "(the song's length in control steps)"
-            )
-        if control_timestep is not None and abs(dt - float(control_timestep)) > 1e-9:
-            raise DemonstrationError(
-                f"{where}: field 'control_timestep' is {dt}, expected {float(control_timestep)} "
-                "(the env's control timestep)"
-            )
+        _check_fit(where, tips.shape[0], dt, expected_steps, control_timestep)
         return cls(
             fingertips=tips,
             wrists=wr,
