@@ -71,12 +71,7 @@ class SightReader:
         self.config = config or SightReaderConfig()
         if demo is None:
             demo = from_midi(u.trajectory, control_timestep=u.control_timestep, env=u)
-        if demo.n_steps != u.n_steps:
-            raise ValueError(f"demo has {demo.n_steps} steps, the env's song has {u.n_steps}")
-        if abs(demo.control_timestep - u.control_timestep) > 1e-9:
-            raise ValueError(
-                f"demo control_timestep {demo.control_timestep} != env {u.control_timestep}"
-            )
+        demo.check_fits(u)
         self.demo = demo
         self.ik = HandIK(u.model, u.index, posture_weight=self.config.posture_weight)
         self.geo = key_geometry(u.model, u.index)

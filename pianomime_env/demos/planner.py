@@ -69,7 +69,7 @@ MAX_NOTES_PER_HAND = 4
 #: Cost of an assignment whose fingers cross (in a chord or with held keys).
 CROSSING_COST = 1.0
 #: Smallest pitch gap (semitones) between the hands' notes for a chord-based split.
-SPLIT_MIN_GAP = 3
+SPLIT_MIN_GAP = 5
 #: A held key may sit this far (m) from its finger's slot before the anchor is penalized.
 HELD_REACH = 0.02
 #: A note may be this far (m) from its finger's slot; beyond it the hand cannot take it.
