@@ -1,7 +1,8 @@
 """The residual-IK action space a learning agent would use (PianoMime's formulation).
 
-The policy outputs a small residual in [-1, 1] that is added to the IK solution of the
-demonstration's next frame; a zero residual plays the demonstration as is.
+The policy outputs a small residual in [-1, 1] that is added to a nominal action; by default the
+nominal is the closed-loop sight-reader's action for the demonstration, so a zero residual plays
+exactly as the sight-reader does (`nominal="ik"` gives PianoMime's open-loop IK nominal).
 
     .venv/bin/python demos/05_residual_ik.py
 """
@@ -24,6 +25,4 @@ while not terminated:
         np.zeros(env.action_space.shape, np.float32)
     )
     total += reward
-# The open-loop nominal alone plays poorly; the residual policy (or the closed-loop sight-reader)
-# is what closes the gap.
 print(f"zero residual: return {total:.1f}, F1 {info['metrics']['f1']:.3f}")

@@ -21,7 +21,7 @@ __all__ = ["ResidualIK"]
 
 
 class ResidualIK(gym.Wrapper):
-    """Residual control around the IK nominal of a demonstration.
+    """Residual control around a nominal action that plays a demonstration.
 
     Args:
         env: a PianoMimeEnv (or a wrapper of one) with ``Dict`` observations (``flatten=False``).
@@ -32,7 +32,11 @@ class ResidualIK(gym.Wrapper):
         sustain: ``"score"`` takes the pedal from the score; ``"policy"`` adds one more action
             entry in [-1, 1] mapped to the pedal command [0, 1].
         n_demo_frames: how many upcoming demo frames ``demo_fingertips`` holds.
-        ik_iterations: IK iterations per step for the nominal.
+        ik_iterations: IK iterations per step for the ``"ik"`` nominal.
+        nominal: ``"sight-reader"`` (default): the nominal is the closed-loop
+            :class:`~pianomime_env.sightreader.SightReader`'s action for this demo, so a zero
+            residual plays exactly as the sight-reader does. ``"ik"``: open-loop IK of the next
+            demo frame's fingertips (PianoMime's nominal; it does not press keys by itself).
         reference_state_init: start each episode at a random step of the song (drawn from the
             env's seeded generator) with the hands posed by IK at that demo frame, as
             PianoMime/DeepMimic-style training does. ``reset(options={"start_step": k})`` picks
@@ -55,6 +59,7 @@ class ResidualIK(gym.Wrapper):
         n_demo_frames: int = 4,
         ik_iterations: int = 3,
         reference_state_init: bool = False,
+        nominal: Literal["sight-reader", "ik"] = "sight-reader",
     ) -> None:
         super().__init__(env)
         u = env.unwrapped
@@ -71,6 +76,14 @@ class ResidualIK(gym.Wrapper):
         self.n_demo_frames = int(n_demo_frames)
         self.ik_iterations = int(ik_iterations)
         self.reference_state_init = bool(reference_state_init)
+        if nominal not in ("sight-reader", "ik"):
+            raise ValueError(f"nominal must be 'sight-reader' or 'ik', got {nominal!r}")
+        self.nominal = nominal
+        self._reader = None
+        if nominal == "sight-reader":
+            from pianomime_env.sightreader import SightReader
+
+            self._reader = SightReader(u, demo)
         self.ik = HandIK(u.model, u.index)
         self._low = np.asarray(u._act_low, np.float64)
         self._high = np.asarray(u._act_high, np.float64)
@@ -96,8 +109,12 @@ class ResidualIK(gym.Wrapper):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _compute_nominal(self) -> None:
+    def _compute_nominal(self, obs: Any = None) -> None:
         u = self.env.unwrapped
+        if self._reader is not None:
+            a = np.asarray(self._reader(obs), np.float64)
+            self._nominal = u.action_from_normalized(a) if self._inner_normalized else a
+            return
         t = int(u.t)
         frame = min(t + 1, self.demo.n_steps - 1)
         self._q = self.ik.solve(self.demo.fingertips[frame], self._q, iterations=self.ik_iterations)
@@ -140,7 +157,9 @@ class ResidualIK(gym.Wrapper):
             # Pose the hands at the demo frame the episode starts from (IK from the posture).
             self._q = self.ik.solve(self.demo.fingertips[start], self._q, iterations=20)
             obs, info = self.env.reset(options={"start_step": start, "hand_qpos": self._q})
-        self._compute_nominal()
+        if self._reader is not None:
+            self._reader.reset()
+        self._compute_nominal(obs)
         return self._augment(obs), info
 
     def step(self, action: Any):
@@ -151,5 +170,5 @@ class ResidualIK(gym.Wrapper):
             inner = 2.0 * (absolute - self._low) / (self._high - self._low) - 1.0
         obs, reward, terminated, truncated, info = self.env.step(inner.astype(np.float32))
         if not (terminated or truncated):
-            self._compute_nominal()
+            self._compute_nominal(obs)
         return self._augment(obs), reward, terminated, truncated, info

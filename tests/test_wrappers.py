@@ -88,3 +88,36 @@ def test_env_reset_options_are_validated():
         env.reset(options={"hand_qpos": np.zeros(3)})
     with pytest.raises(ValueError, match="unknown reset options"):
         env.reset(options={"bogus": 1})
+
+
+def test_zero_residual_plays_like_the_sight_reader():
+    from pianomime_env.sightreader import SightReader
+
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    demo = from_midi(env.trajectory, env=env)
+    reader = SightReader(env, demo)
+    obs, _ = env.reset(seed=0)
+    reader.reset()
+    while True:
+        obs, _, terminated, _, info = env.step(reader(obs))
+        if terminated:
+            direct = info["metrics"]
+            break
+    wrapped = ResidualIK(PianoMimeEnv("CMajorScaleOneHand"), demo)
+    zero = np.zeros(wrapped.action_space.shape, np.float32)
+    wrapped.reset(seed=0)
+    while True:
+        _, _, terminated, _, info = wrapped.step(zero)
+        if terminated:
+            break
+    assert info["metrics"] == direct
+    assert direct["f1"] > 0.5
+
+
+def test_ik_nominal_option():
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    demo = from_midi(env.trajectory, env=env)
+    wrapped = ResidualIK(env, demo, nominal="ik")
+    check_env(wrapped, skip_render_check=True)
+    with pytest.raises(ValueError, match="nominal"):
+        ResidualIK(env, demo, nominal="oracle")
