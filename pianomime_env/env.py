@@ -52,6 +52,9 @@ touch), each with weight 1. Every step's ``info`` carries ``info["reward/<name>"
 ## Starting state
 All joints at zero (hands open above the keys), keys up. With ``randomize_hand_positions=True``
 both hands are shifted together along the keyboard by U(−0.05, 0.05) m drawn from the reset seed.
+``reset(options={"start_step": k, "hand_qpos": q})`` starts mid-song at goal row ``k`` with the
+hands at joint positions ``q`` (2, J) — reference state initialization; the episode's metrics then
+cover the steps played from ``k``.
 
 ## Episode end
 ``terminated=True`` after the song's last control step (T = the song's length in steps,
@@ -65,7 +68,7 @@ RoboPianist's per-step ``precision``/``recall``/``f1`` and ``sustain_*``, and th
 See :class:`PianoMimeEnv`.
 
 ## Version history
-- v0: first release. Physics and observation semantics follow RoboPianist 1.0.10's
+- v0: first release (reset options ``start_step``/``hand_qpos`` included). Physics and observation semantics follow RoboPianist 1.0.10's
   ``PianoWithShadowHands`` (same model, same substep order), with the goal's rows past the song's
   end set to zero and song end reported as ``terminated``.
 """
