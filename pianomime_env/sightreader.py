@@ -5,7 +5,8 @@ steps), pushes pressing fingertips below the key surface (the finger actuators a
 the key springs), corrects them with an integral of the measured fingertip error (depth while
 pressing, y while approaching; reset whenever a finger's key changes), keeps a finger lifted
 above the black keys until it is over its key (within ``lift_xy_tolerance`` along y and, for
-white keys, in front of the black keys), solves the hand IK starting from its previous solution
+white keys, in front of the black keys), lifts it again if it slides off its key before the key
+goes down (``relift_margin``), solves the hand IK starting from its previous solution
 (a weak pull toward the curved "piano" posture, stronger on the wrist), overshoots the forearm
 command to beat the forearm actuator's lag, and takes the sustain pedal from the score. See
 ``docs/sightreader.md``.
@@ -36,13 +37,14 @@ class SightReaderConfig:
     lateral_gain: float = 0.3  # per step, on the y error of a finger approaching its key
     lift_xy_tolerance: float = 0.012  # a finger descends only when this close (m) along y
     lift_height: float = 0.012  # above the key top while not yet above the key (m)
-    lift_x_tolerance: float = 0.005  # white keys: descend only this close to the playable band
+    lift_x_tolerance: float = 0.009  # white keys: descend only this close to the playable band
     lift_clearance: float = 0.005  # lifted fingers stay this far above the black keys' top (m)
     forearm_overshoot: float = 2.0  # command = ik + k (ik - measured) for forearm_tx
     idle_weight: float = 1.0  # IK weight of fingers not pressing
     iterations: int = 3
     wrist_posture_scale: float = 10.0  # x posture_weight for WRJ1/WRJ2
     posture_weight: float = 3e-4  # IK pull toward the curved piano posture
+    relift_margin: float = 0.003  # a descended finger this far (m) off its key's side re-lifts
 
 
 class SightReader:
@@ -153,6 +155,13 @@ class SightReader:
             # would land on (or between) black keys.
             x_short = lo - tips[h, f, 0] if not self.geo.is_black[k] else 0.0
             top = self.geo.top[k]
+            if (
+                cfg.relift_margin > 0.0
+                and k == self._last_key[h, f]
+                and y_err > self.geo.half_size[k, 1] + cfg.relift_margin
+                and not u._key_activation[k]
+            ):
+                self._last_key[h, f] = -1  # slid off its key: lift and approach again
             if k != self._last_key[h, f] and (
                 y_err > cfg.lift_xy_tolerance or x_short > cfg.lift_x_tolerance
             ):
