@@ -137,6 +137,7 @@ def pages() -> dict[pathlib.Path, str]:
     return {
         OUT: render(),
         docs / "songs.md": render_module("pianomime_env.songs", "Songs"),
+        docs / "corpus.md": render_module("pianomime_env.corpus", "Songs from music21's corpus"),
         docs / "metrics.md": render_module("pianomime_env.metrics", "Musical metrics"),
         docs / "demo-format.md": render_module(
             "pianomime_env.demos.format", "Demonstration file format"
