@@ -240,6 +240,35 @@ class SceneIndex:
         )
 
 
+@dataclass(frozen=True)
+class KeyRestGeometry:
+    """The 88 keys at rest (keys up), world frame, m. Key 0 = A0 ... 87 = C8.
+
+    Attributes:
+        center: (88, 3) key geom centres.
+        half_size: (88, 3) box half sizes (x along the key toward the player, y across, z up).
+        top: (88,) z of each key's top surface.
+        is_black: (88,) bool, from the geoms' names.
+    """
+
+    center: np.ndarray
+    half_size: np.ndarray
+    top: np.ndarray
+    is_black: np.ndarray
+
+
+def key_rest_geometry(model: mujoco.MjModel, index: SceneIndex) -> KeyRestGeometry:
+    """Positions and sizes of the keys at rest (kinematics of the model's default pose)."""
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    g = index.key_geoms
+    center = data.geom_xpos[g].copy()
+    half = model.geom_size[g].copy()
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, int(i)) or "" for i in g]
+    is_black = np.array(["black" in n.rsplit("/", 1)[-1] for n in names])
+    return KeyRestGeometry(center, half, center[:, 2] + half[:, 2], is_black)
+
+
 def configure_model(
     model: mujoco.MjModel,
     index: SceneIndex,

@@ -71,3 +71,15 @@ def test_build_failure_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(scene.sys, "executable", "/bin/false")  # the build subprocess fails
     with pytest.raises(RuntimeError, match="Building the piano scene"):
         scene.load_model()
+
+
+def test_key_rest_geometry():
+    model = scene.load_model()
+    rest = scene.key_rest_geometry(model, scene.SceneIndex.from_model(model))
+    # 36 black keys, in the 2-3 pattern; their tops stand 12.5 mm above the white keys'.
+    assert rest.is_black.sum() == 36 and not rest.is_black[0] and rest.is_black[1]
+    np.testing.assert_allclose(
+        rest.top[rest.is_black] - rest.top[~rest.is_black].max(), 0.0125, atol=1e-6
+    )
+    # Keys run along +y from A0 to C8.
+    assert (np.diff(rest.center[:, 1]) > 0).all()

@@ -110,19 +110,11 @@ class KeyboardLayout:
 @lru_cache(maxsize=1)
 def keyboard_layout() -> KeyboardLayout:
     """Reads the key geometry from the scene model (keys at rest)."""
-    import mujoco
-
-    from pianomime_env.scene import SceneIndex, load_model
+    from pianomime_env.scene import SceneIndex, key_rest_geometry, load_model
 
     model = load_model()
-    index = SceneIndex.from_model(model)
-    data = mujoco.MjData(model)
-    mujoco.mj_forward(model, data)
-    g = index.key_geoms
-    pos = data.geom_xpos[g]
-    size = model.geom_size[g]  # box half sizes: x (length), y (width), z (height)
-    is_black = pos[:, 2] > np.median(pos[:, 2]) + 1e-4
-    top = pos[:, 2] + size[:, 2]
+    rest = key_rest_geometry(model, SceneIndex.from_model(model))
+    pos, size, top, is_black = rest.center, rest.half_size, rest.top, rest.is_black
     xw = (pos[~is_black, 0] - size[~is_black, 0], pos[~is_black, 0] + size[~is_black, 0])
     xb = (pos[is_black, 0] - size[is_black, 0], pos[is_black, 0] + size[is_black, 0])
     return KeyboardLayout(

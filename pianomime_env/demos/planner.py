@@ -109,14 +109,9 @@ class KeyGeometry:
 
 
 def key_geometry(model: mujoco.MjModel, index: scene_lib.SceneIndex) -> KeyGeometry:
-    """Reads key positions/sizes from ``model`` (with all keys up)."""
-    data = mujoco.MjData(model)
-    mujoco.mj_kinematics(model, data)
-    g = index.key_geoms
-    center = data.geom_xpos[g].copy()
-    half = model.geom_size[g].copy()
-    top = center[:, 2] + half[:, 2]
-    is_black = top > np.median(top) + 1e-4  # black keys stand higher than white ones
+    """Key geometry from the model at rest, with the planner's press points."""
+    rest = scene_lib.key_rest_geometry(model, index)
+    center, half, top, is_black = rest.center, rest.half_size, rest.top, rest.is_black
     press = center.copy()
     press[:, 2] = top
     # The keys point along +x toward the player (keyboard along y).
