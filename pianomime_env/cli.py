@@ -167,13 +167,11 @@ def run_songs(args: Songs) -> None:
 
 def _plot_demo(demo, path: Path) -> Path:
     from pianomime_env.media import plot_demonstration
-    from pianomime_env.scene import SceneIndex, load_model
+    from pianomime_env.scene import SceneIndex, key_rest_geometry, load_model
 
     model = load_model()
-    index = SceneIndex.from_model(model)
-    data = __import__("mujoco").MjData(model)
-    __import__("mujoco").mj_forward(model, data)
-    return plot_demonstration(path, demo, key_positions=data.geom_xpos[index.key_geoms, 1])
+    keys = key_rest_geometry(model, SceneIndex.from_model(model))
+    return plot_demonstration(path, demo, key_positions=keys.center[:, 1])
 
 
 def run_demo(cmd) -> None:
