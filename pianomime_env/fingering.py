@@ -21,12 +21,17 @@ so a pressed (rotated) key's target moves with it.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from pianomime_env.rewards import EpisodeContext, StepContext, register_reward_term, tolerance
+from pianomime_env.rewards import (
+    _GAUSSIAN_SCALE_SQ,
+    EpisodeContext,
+    StepContext,
+    register_reward_term,
+    tolerance,
+)
 
 __all__ = [
     "FINGER_CLOSE_ENOUGH_TO_KEY",
@@ -53,8 +58,6 @@ STYLE_Z_BOUND = 0.005
 STYLE_Z_MARGIN = 0.005
 
 _N_FINGERS = 10
-# dm_control's gaussian sigmoid: exp(-0.5 (x·s)^2) with s = sqrt(-2 ln(value_at_margin)).
-_GAUSS_SCALE_SQ = -2.0 * math.log(0.1)
 
 
 def gaussian_tolerance(x: np.ndarray, bound: float, margin: float) -> np.ndarray:
@@ -71,7 +74,7 @@ def _mean_tolerance(x: np.ndarray, bound: float, margin: float) -> float:
     x -= bound
     np.maximum(x, 0.0, out=x)
     x *= x
-    x *= -0.5 * _GAUSS_SCALE_SQ / (margin * margin)
+    x *= -0.5 * _GAUSSIAN_SCALE_SQ / (margin * margin)
     np.exp(x, out=x)
     return float(x.sum()) / x.size
 

@@ -61,9 +61,9 @@ class HandModelError(RuntimeError):
 
 def default_hand_model_path() -> Path:
     """``$PIANOMIME_CACHE_DIR/hand_landmarker.task``, else ``~/.cache/pianomime_env/...``."""
-    env = os.environ.get("PIANOMIME_CACHE_DIR")
-    base = Path(env) if env else Path.home() / ".cache" / "pianomime_env"
-    return base / "hand_landmarker.task"
+    from pianomime_env.scene import cache_dir
+
+    return cache_dir() / "hand_landmarker.task"
 
 
 def missing_model_message(path: Path) -> str:
