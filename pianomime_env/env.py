@@ -258,6 +258,8 @@ class PianoMimeEnv(gym.Env, EzPickle):
         ctrl = self.model.actuator_ctrlrange
         self._act_low = np.append(ctrl[:, 0], 0.0).astype(np.float64)
         self._act_high = np.append(ctrl[:, 1], 1.0).astype(np.float64)
+        self._act_low.flags.writeable = False
+        self._act_high.flags.writeable = False
         if self._normalized_actions:
             self.action_space = spaces.Box(-1.0, 1.0, (self.model.nu + 1,), np.float32)
         else:
@@ -482,11 +484,68 @@ class PianoMimeEnv(gym.Env, EzPickle):
         """(2, 5, 3) fingertip positions (m), right then left hand, thumb..little."""
         return self.data.site_xpos[self.index.fingertip_sites].copy()
 
+    @property
+    def key_state(self) -> np.ndarray:
+        """(88,) float, key positions normalized to [0, 1] (1 = bottom), as in the observation."""
+        return self._key_state.copy()
+
+    # -- The controller API: what controllers and wrappers may read ----------------------------
+    # Everything a controller (the sight-reader, ResidualIK, a learned policy's wrapper) needs is
+    # here or among the public attributes ``model``, ``data`` (read them, never write: the env
+    # owns the simulation state), ``index``, ``trajectory``, ``song``, ``demo``, ``t``,
+    # ``n_steps``, ``control_timestep``, ``joint_names`` and ``action_names``.
+
+    @property
+    def action_low(self) -> np.ndarray:
+        """(A,) float64 lower bounds of the *absolute* action (joint targets in rad / m, then
+        sustain 0), whatever ``normalized_actions`` is. Read-only."""
+        return self._act_low
+
+    @property
+    def action_high(self) -> np.ndarray:
+        """(A,) float64 upper bounds of the absolute action (sustain 1). Read-only."""
+        return self._act_high
+
+    @property
+    def normalized_actions(self) -> bool:
+        """True when ``step`` takes ``Box(-1, 1)`` actions (mapped by ``action_from_normalized``)."""
+        return self._normalized_actions
+
+    @property
+    def physics_timestep(self) -> float:
+        """Seconds per physics step (``model.opt.timestep``)."""
+        return float(self.model.opt.timestep)
+
+    @property
+    def n_substeps(self) -> int:
+        """Physics steps per control step."""
+        return self._n_substeps
+
+    @property
+    def reward_terms(self) -> tuple[tuple[str, Any, float], ...]:
+        """The reward as ``((name, term, weight), ...)``, in the order they are summed."""
+        return tuple((name, term, weight) for name, term, weight, *_ in self._terms)
+
     def action_from_normalized(self, action: np.ndarray) -> np.ndarray:
-        """Maps a Box(-1, 1) action to joint targets + sustain."""
+        """Maps a ``Box(-1, 1)`` action (A,) to the absolute action (A,) float64: joint targets
+        + sustain, linearly onto ``[action_low, action_high]``. Not clipped."""
         return self._act_low + (np.asarray(action, np.float64) + 1.0) * 0.5 * (
             self._act_high - self._act_low
         )
+
+    def action_to_normalized(self, action: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`action_from_normalized`: absolute action (A,) -> ``[-1, 1]`` (A,)
+        float64. Not clipped."""
+        return 2.0 * (np.asarray(action, np.float64) - self._act_low) / (
+            self._act_high - self._act_low
+        ) - 1.0
+
+    def to_env_action(self, absolute: np.ndarray) -> np.ndarray:
+        """An absolute action (A,) as this env's ``step`` expects it (float32): unchanged, or
+        normalized when ``normalized_actions=True``. What a controller that computes absolute
+        joint targets returns."""
+        a = self.action_to_normalized(absolute) if self._normalized_actions else absolute
+        return np.asarray(a, np.float32)
 
     # -- Internals -----------------------------------------------------------------------------
 

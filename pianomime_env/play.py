@@ -25,7 +25,7 @@ def make_policy(name: str, env: PianoMimeEnv, seed: int = 0) -> Policy:
     """A policy ``obs -> action`` by name: ``idle``, ``random``, ``sight-reader`` or a checkpoint."""
     if name == "idle":
         # Hold every joint at its initial (zero) position, clipped into the action bounds.
-        action = np.clip(np.zeros(env.action_space.shape), env._act_low, env._act_high)
+        action = np.clip(np.zeros(env.action_space.shape), env.action_low, env.action_high)
         return lambda obs: action
     if name == "random":
         env.action_space.seed(seed)

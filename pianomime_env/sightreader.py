@@ -101,8 +101,7 @@ class SightReader:
             np.stack([np.full_like(c, black_front + 0.012), c + 0.85 * hs], axis=1),
         )
         self._lift_floor = self.geo.black_top + self.config.lift_clearance
-        self._normalized = bool(getattr(u, "_normalized_actions", False))
-        self._low, self._high = u._act_low, u._act_high
+        self._low, self._high = u.action_low, u.action_high
         self.reset()
 
     def reset(self) -> None:
@@ -159,7 +158,7 @@ class SightReader:
                 cfg.relift_margin > 0.0
                 and k == self._last_key[h, f]
                 and y_err > self.geo.half_size[k, 1] + cfg.relift_margin
-                and not u._key_activation[k]
+                and not u.key_activation[k]
             ):
                 self._last_key[h, f] = -1  # slid off its key: lift and approach again
             if k != self._last_key[h, f] and (
@@ -197,6 +196,4 @@ class SightReader:
         ctrl[self._tx_u] += cfg.forearm_overshoot * (q[np.arange(2), self._tx] - measured)
         sustain = float(u.trajectory.sustain[min(t, u.n_steps - 1)])
         action = np.clip(np.append(ctrl, sustain), self._low, self._high)
-        if self._normalized:
-            action = 2.0 * (action - self._low) / (self._high - self._low) - 1.0
-        return action.astype(np.float32)
+        return u.to_env_action(action)

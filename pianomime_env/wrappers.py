@@ -85,11 +85,10 @@ class ResidualIK(gym.Wrapper):
 
             self._reader = SightReader(u, demo)
         self.ik = HandIK(u.model, u.index)
-        self._low = np.asarray(u._act_low, np.float64)
-        self._high = np.asarray(u._act_high, np.float64)
+        self._low = np.asarray(u.action_low, np.float64)
+        self._high = np.asarray(u.action_high, np.float64)
         self._nu = self._low.size - 1
         self._scale = self.residual_scale * (self._high[:-1] - self._low[:-1])
-        self._inner_normalized = bool(getattr(u, "_normalized_actions", False))
         n_act = self._nu + (1 if sustain == "policy" else 0)
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
         low32, high32 = self._low.astype(np.float32), self._high.astype(np.float32)
@@ -113,7 +112,7 @@ class ResidualIK(gym.Wrapper):
         u = self.env.unwrapped
         if self._reader is not None:
             a = np.asarray(self._reader(obs), np.float64)
-            self._nominal = u.action_from_normalized(a) if self._inner_normalized else a
+            self._nominal = u.action_from_normalized(a) if u.normalized_actions else a
             return
         t = int(u.t)
         frame = min(t + 1, self.demo.n_steps - 1)
@@ -165,10 +164,8 @@ class ResidualIK(gym.Wrapper):
     def step(self, action: Any):
         absolute = self.residual_to_action(action)
         self.last_env_action = absolute
-        inner = absolute
-        if self._inner_normalized:
-            inner = 2.0 * (absolute - self._low) / (self._high - self._low) - 1.0
-        obs, reward, terminated, truncated, info = self.env.step(inner.astype(np.float32))
+        inner = self.env.unwrapped.to_env_action(absolute)
+        obs, reward, terminated, truncated, info = self.env.step(inner)
         if not (terminated or truncated):
             self._compute_nominal(obs)
         return self._augment(obs), reward, terminated, truncated, info
