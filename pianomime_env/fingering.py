@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pianomime_env import scene as scene_lib
 from pianomime_env.rewards import (
     _GAUSSIAN_SCALE_SQ,
     EpisodeContext,
@@ -80,12 +81,15 @@ def _mean_tolerance(x: np.ndarray, bound: float, margin: float) -> float:
 
 
 def key_target_offsets(model: Any, key_geoms: np.ndarray) -> np.ndarray:
-    """(88, 3) world-frame offsets from each key geom's centre to its fingertip target."""
+    """(88, 3) world-frame offsets from each key geom's centre to its fingertip target.
+
+    RoboPianist's/RP1M's fixed target, built from the scene's one key geometry
+    (:func:`pianomime_env.scene.key_point_offsets`) with RoboPianist's fractions; it is *not*
+    the press point the planner, the video pipeline and the sight-reader aim at
+    (:func:`pianomime_env.scene.key_press_points`), which parity with RoboPianist forbids here.
+    """
     size = np.asarray(model.geom_size)[np.asarray(key_geoms)]
-    offsets = np.zeros((len(key_geoms), 3))
-    offsets[:, 0] = KEY_TARGET_X_FRACTION * size[:, 0]
-    offsets[:, 2] = KEY_TARGET_Z_FRACTION * size[:, 2]
-    return offsets
+    return scene_lib.key_point_offsets(size, KEY_TARGET_X_FRACTION, KEY_TARGET_Z_FRACTION)
 
 
 def key_targets(model: Any, data: Any, key_geoms: np.ndarray) -> np.ndarray:

@@ -269,6 +269,68 @@ def key_rest_geometry(model: mujoco.MjModel, index: SceneIndex) -> KeyRestGeomet
     return KeyRestGeometry(center, half, center[:, 2] + half[:, 2], is_black)
 
 
+#: The one definition of a key's *press point* (where a finger's contact point should meet the
+#: key), per finger thumb..little, as a fraction of the key geom's half-length in front of its
+#: centre (world +x, toward the player). White keys: the part in front of the black keys (their
+#: front edge is at 0.4 of the white half-length); the thumb further forward, where it can press
+#: (5-30 mm from the front, ``forearm_ty`` near its maximum). Black keys: their front half.
+#: Used by the score planner, the video pipeline and the sight-reader
+#: (:func:`key_press_points`); RoboPianist's fingering-reward target is a different, fixed
+#: point (:data:`pianomime_env.fingering.KEY_TARGET_X_FRACTION`, built with
+#: :func:`key_point_offsets` from the same geometry).
+PRESS_X_FRACTION_WHITE = (0.55, 0.55, 0.55, 0.55, 0.55)
+PRESS_X_FRACTION_BLACK = (0.5, 0.5, 0.5, 0.5, 0.5)
+
+
+def key_point_offsets(
+    half_size: np.ndarray, x_fraction: float | np.ndarray, z_fraction: float | np.ndarray
+) -> np.ndarray:
+    """(N, 3) offsets from key geom centres to points on the keys (world frame at rest, m).
+
+    Args:
+        half_size: (N, 3) key geom half sizes (``model.geom_size`` of the key geoms).
+        x_fraction: scalar or (N,) fraction of the half-length toward the player (+x).
+        z_fraction: scalar or (N,) fraction of the half-height upward (1 = the key's top).
+    """
+    half = np.asarray(half_size, np.float64)
+    out = np.zeros((len(half), 3))
+    out[:, 0] = np.asarray(x_fraction, np.float64) * half[:, 0]
+    out[:, 2] = np.asarray(z_fraction, np.float64) * half[:, 2]
+    return out
+
+
+def key_press_points(rest: KeyRestGeometry, finger: int | None = None) -> np.ndarray:
+    """Press points on the key tops (world frame, keys at rest, m).
+
+    Args:
+        rest: :func:`key_rest_geometry` of the scene.
+        finger: 0..4 (thumb..little) for that finger's press points; None for all fingers.
+
+    Returns:
+        (88, 3) for one finger, else (5, 88, 3): key centre shifted by
+        :data:`PRESS_X_FRACTION_WHITE` / :data:`PRESS_X_FRACTION_BLACK` of the half-length
+        along +x, z at the key's top surface.
+    """
+    fingers = range(5) if finger is None else [int(finger)]
+    pts = np.stack(
+        [
+            rest.center
+            + key_point_offsets(
+                rest.half_size,
+                np.where(rest.is_black, PRESS_X_FRACTION_BLACK[f], PRESS_X_FRACTION_WHITE[f]),
+                1.0,
+            )
+            for f in fingers
+        ]
+    )
+    return pts[0] if finger is not None else pts
+
+
+def black_key_front(rest: KeyRestGeometry) -> float:
+    """x (m, world) of the black keys' front edge: white keys are pressed in front of it."""
+    return float((rest.center[:, 0] + rest.half_size[:, 0])[rest.is_black].max())
+
+
 def configure_model(
     model: mujoco.MjModel,
     index: SceneIndex,

@@ -94,7 +94,7 @@ class SightReader:
         # Playable x band of each key: white keys in front of the black keys, black keys on
         # their front two thirds.
         c, hs = self.geo.center[:, 0], self.geo.half_size[:, 0]
-        black_front = float((c + hs)[self.geo.is_black].max())
+        black_front = self.geo.black_front
         self._x_band = np.where(
             self.geo.is_black[:, None],
             np.stack([c - 0.3 * hs, c + 0.8 * hs], axis=1),

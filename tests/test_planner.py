@@ -71,3 +71,44 @@ def test_planner_holds_finger_on_held_key():
     # A held key keeps its finger until the key is released (possibly early, for a hand move).
     held = goal[1:] & goal[:-1] & (demo.fingering[1:] >= 0)
     assert np.all(demo.fingering[1:][held] == demo.fingering[:-1][held])
+
+
+def test_planner_and_video_share_press_points(geo):
+    """One key geometry: a demo planned from the score and one extracted from a video put a
+    finger pressing key k at the same point (the scene's press point for that finger)."""
+    from pianomime_env.demos.keyboard import KeyboardCalibration, keyboard_layout
+    from pianomime_env.demos.video import LandmarkStream, landmarks_to_demonstration
+
+    lay = keyboard_layout()
+    np.testing.assert_array_equal(lay.finger_press_points, geo.finger_press_points)
+    rest = scene.key_rest_geometry(
+        scene.load_model(), scene.SceneIndex.from_model(scene.load_model())
+    )
+    np.testing.assert_array_equal(scene.key_press_points(rest), geo.finger_press_points)
+    name = "CMajorChordProgressionTwoHands"
+    traj = load_song(name).to_trajectory(0.05)
+    planned = from_midi(name)
+    # The planned fingertips, seen by a camera whose homography is the identity (pixels = m).
+    wrists = planned.wrists[:, :, None, :2]
+    pts = np.concatenate([wrists, planned.fingertips[..., :2]], axis=2).astype(np.float64)
+    stream = LandmarkStream(times=np.arange(len(pts)) * 0.05, points=pts)
+    cal = KeyboardCalibration(np.eye(3), lay.white_top_z, "corners", np.zeros(0, int))
+    video, _ = landmarks_to_demonstration(
+        stream, cal, traj.keys, offset_s=0.0, smooth_window=1, layout=lay
+    )
+    both = (planned.fingering >= 0) & (planned.fingering == video.fingering)
+    assert both.sum() > 0.5 * (planned.fingering >= 0).sum()
+    tt, kk = np.nonzero(both)
+    f = planned.fingering[tt, kk].astype(int)
+    held = (
+        np.linalg.norm(
+            planned.fingertips[tt, f // 5, f % 5] - geo.finger_press_points[f % 5, kk], axis=-1
+        )
+        < 1e-6
+    )  # planned finger exactly on the key (not still rate-limited toward it)
+    assert held.mean() > 0.8
+    np.testing.assert_allclose(
+        video.fingertips[tt, f // 5, f % 5][held],
+        planned.fingertips[tt, f // 5, f % 5][held],
+        atol=1e-6,
+    )

@@ -78,6 +78,8 @@ class KeyboardLayout:
         white_top_z, black_top_z: heights of the key top surfaces.
         white_x: (back, front) x extent of the white keys; black_x likewise.
         y_range: (low end, high end) of the keyboard along y.
+        finger_press_points: (5, 88, 3) the scene's press point of each key per finger
+            (thumb..little), :func:`pianomime_env.scene.key_press_points`.
     """
 
     key_y: np.ndarray
@@ -87,6 +89,7 @@ class KeyboardLayout:
     white_x: tuple[float, float]
     black_x: tuple[float, float]
     y_range: tuple[float, float]
+    finger_press_points: np.ndarray
 
     def key_top_points(self) -> np.ndarray:
         """(88, 3) centres of the key top surfaces."""
@@ -94,23 +97,17 @@ class KeyboardLayout:
         z = np.where(self.is_black, self.black_top_z, self.white_top_z)
         return np.stack([x, self.key_y, z], axis=1)
 
-    def key_press_points(self) -> np.ndarray:
-        """(88, 3) where a finger presses each key: 0.35 of the half-length towards the front
-        from the key's centre (RoboPianist's fingering target), on the key top."""
-        pts = self.key_top_points()
-        half = np.where(
-            self.is_black,
-            (self.black_x[1] - self.black_x[0]) / 2,
-            (self.white_x[1] - self.white_x[0]) / 2,
-        )
-        pts[:, 0] += 0.35 * half
-        return pts
+    def key_press_points(self, finger: int = 2) -> np.ndarray:
+        """(88, 3) where finger ``finger`` (0..4, thumb..little; default the middle finger)
+        presses each key, on the key top: the scene's one press point definition
+        (:func:`pianomime_env.scene.key_press_points`), shared with the score planner."""
+        return self.finger_press_points[int(finger)].copy()
 
 
 @lru_cache(maxsize=1)
 def keyboard_layout() -> KeyboardLayout:
     """Reads the key geometry from the scene model (keys at rest)."""
-    from pianomime_env.scene import SceneIndex, key_rest_geometry, load_model
+    from pianomime_env.scene import SceneIndex, key_press_points, key_rest_geometry, load_model
 
     model = load_model()
     rest = key_rest_geometry(model, SceneIndex.from_model(model))
@@ -125,6 +122,7 @@ def keyboard_layout() -> KeyboardLayout:
         white_x=(float(np.median(xw[0])), float(np.median(xw[1]))),
         black_x=(float(np.median(xb[0])), float(np.median(xb[1]))),
         y_range=(float(pos[0, 1] - size[0, 1]), float(pos[-1, 1] + size[-1, 1])),
+        finger_press_points=key_press_points(rest),
     )
 
 

@@ -82,8 +82,6 @@ MIN_PRESS_STEPS = 2  # a note cut short for a hand move keeps at least this many
 HOVER_HEIGHT = 0.012  # above the key top, while approaching a key (m)
 SLOT_HEIGHT = 0.02  # above the black keys' top, idle fingers (m)
 MAX_HOVER_SPEED = 0.03  # m per control step for fingers not on a key
-WHITE_PRESS_X = 0.55  # press point, fraction of the white key's half length in front of centre
-BLACK_PRESS_X = 0.5  # same for black keys
 
 
 @dataclass(frozen=True)
@@ -95,9 +93,11 @@ class KeyGeometry:
         half_size: (88, 3) box half sizes.
         top: (88,) z of each key's top surface.
         is_black: (88,) bool.
-        press_point: (88, 3) where a fingertip should press (white keys in front of the black
-            keys), at the key top.
+        press_point: (88, 3) the scene's press point of each key (white keys in front of the
+            black keys), at the key top: :func:`pianomime_env.scene.key_press_points`.
         black_top: z of the black keys' top (clearance height for idle fingers).
+        finger_press_points: (5, 88, 3) the scene's press points per finger (thumb..little).
+        black_front: x of the black keys' front edge.
     """
 
     center: np.ndarray
@@ -106,18 +106,24 @@ class KeyGeometry:
     is_black: np.ndarray
     press_point: np.ndarray
     black_top: float
+    finger_press_points: np.ndarray
+    black_front: float
 
 
 def key_geometry(model: mujoco.MjModel, index: scene_lib.SceneIndex) -> KeyGeometry:
-    """Key geometry from the model at rest, with the planner's press points."""
+    """Key geometry from the model at rest, with the scene's press points."""
     rest = scene_lib.key_rest_geometry(model, index)
-    center, half, top, is_black = rest.center, rest.half_size, rest.top, rest.is_black
-    press = center.copy()
-    press[:, 2] = top
-    # The keys point along +x toward the player (keyboard along y).
-    frac = np.where(is_black, BLACK_PRESS_X, WHITE_PRESS_X)
-    press[:, 0] = center[:, 0] + frac * half[:, 0]
-    return KeyGeometry(center, half, top, is_black, press, float(top[is_black].max()))
+    per_finger = scene_lib.key_press_points(rest)
+    return KeyGeometry(
+        rest.center,
+        rest.half_size,
+        rest.top,
+        rest.is_black,
+        per_finger[2],
+        float(rest.top[rest.is_black].max()),
+        per_finger,
+        scene_lib.black_key_front(rest),
+    )
 
 
 @dataclass
@@ -503,7 +509,7 @@ def from_midi(
         tips[:, h, :, 2] = idle_z
         for f in range(5):
             for n in per_finger[h][f]:
-                p = geo.press_point[n.key]
+                p = geo.finger_press_points[n.finger, n.key]
                 a0 = max(0, n.start - APPROACH_STEPS)
                 tips[a0 : n.start, h, f] = p + np.array([0.0, 0.0, HOVER_HEIGHT])
                 tips[n.start : n.end, h, f] = p

@@ -437,13 +437,13 @@ def landmarks_to_demonstration(
     tips = xy_song[:, :, 1:, :]
     fingering, n_fallback = assign_fingering(tips_video[idx], keys, lay)
 
-    press = lay.key_press_points()
+    press = lay.finger_press_points
     tips3 = np.empty((t_song, 2, 5, 3), dtype=np.float64)
     tips3[..., :2] = tips
     tips3[..., 2] = lay.white_top_z + HOVER_HEIGHT
     tt, kk = np.nonzero(fingering >= 0)
     f = fingering[tt, kk].astype(int)
-    tips3[tt, f // 5, f % 5] = press[kk]
+    tips3[tt, f // 5, f % 5] = press[f % 5, kk]
     wrists = np.empty((t_song, 2, 3), dtype=np.float64)
     wrists[..., :2] = xy_song[:, :, 0, :]
     wrists[..., 2] = lay.white_top_z + WRIST_HEIGHT
