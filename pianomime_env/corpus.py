@@ -13,11 +13,11 @@ import warnings
 from typing import Any
 
 from pianomime_env.songs import (
-    _MUSIC21_PREFIX,
+    MUSIC21_PREFIX,
     Song,
     SongError,
-    _check_length,
-    _song_from_midi_bytes,
+    check_song_length,
+    song_from_midi_bytes,
 )
 
 __all__ = ["TRAINING_CORPUS_COLLECTIONS", "corpus_pieces", "from_music21_corpus"]
@@ -61,7 +61,7 @@ def from_music21_corpus(path: str) -> Song:
     if not isinstance(path, str) or not path.strip():
         raise SongError(f"music21 corpus path must be a non-empty string, got {path!r}")
     music21 = _import_music21()
-    where = f"{_MUSIC21_PREFIX}{path}"
+    where = f"{MUSIC21_PREFIX}{path}"
     corpus_path, _, number = path.partition("#")
     kwargs = {}
     if number:
@@ -89,8 +89,8 @@ def from_music21_corpus(path: str) -> Song:
             data = music21.midi.translate.music21ObjectToMidiFile(obj).writestr()
     except Exception as e:
         raise SongError(f"{where}: cannot convert to MIDI ({type(e).__name__}: {e})") from None
-    song = _song_from_midi_bytes(bytes(data), path, where, where)
-    return _check_length(song, where)
+    song = song_from_midi_bytes(bytes(data), path, where, where)
+    return check_song_length(song, where)
 
 
 def corpus_pieces(collection: str) -> list[str]:

@@ -1,8 +1,8 @@
 """``PianoMimeEnv``: two Shadow Hands play a song on an 88-key piano (a native Gymnasium env).
 
 ## Description
-Two 24-DoF Shadow Hands, each on a forearm that slides along the keyboard (``forearm_tx``) and up
-and down (``forearm_ty``), sit over a full-size 88-key piano (RoboPianist's models, MuJoCo). The
+Two 24-DoF Shadow Hands, each on a forearm that slides along the keyboard (``forearm_tx``) and
+along the keys, toward the fallboard (``forearm_ty``), sit over a full-size 88-key piano (RoboPianist's models, MuJoCo). The
 task is to press the song's keys at the right times and use the sustain pedal as the score says.
 The song is a piano roll at the control rate (20 Hz by default); one episode plays it once.
 
@@ -22,11 +22,14 @@ NaN or inf raises ``ValueError``.
 | 13–15 | right ring RFJ4, RFJ3, RFJ0 | rad | as index |
 | 16–19 | right little LFJ5, LFJ4, LFJ3, LFJ0 | rad | joint ranges |
 | 20 | right forearm_tx (along the keyboard) | m | [−0.76, 0.46] |
-| 21 | right forearm_ty (height) | m | [0, 0.06] |
+| 21 | right forearm_ty (along the keys, toward the fallboard: world −x; **not** height) | m | [0, 0.06] |
 | 22–43 | left hand, same order | | forearm_tx [−0.46, 0.76] |
 | 44 | sustain pedal | – | [0, 1] (pressed when ≥ 0.5) |
 
-``env.unwrapped.action_names`` lists the actuator names in order.
+``env.unwrapped.action_names`` lists the actuator names in order. The hands have no height joint:
+the wrist stays at z ≈ 0.12 m and pressing depth comes from the wrist and finger joints; larger
+``forearm_ty`` moves the hand deeper over the keys (0.06 moves the wrist 6 cm toward the fallboard),
+which is what lets the thumb press white keys.
 
 ## Observation space
 A ``Dict`` whose keys come in this fixed order (flattening follows it); ``flatten=True`` gives one
@@ -57,18 +60,46 @@ hands at joint positions ``q`` (2, J) — reference state initialization; the ep
 cover the steps played from ``k``.
 
 ## Episode end
-``terminated=True`` after the song's last control step (T = the song's length in steps,
-including ``initial_buffer_time``), or, with ``wrong_press_termination=True``, at the first step
-where a key that should be up is pressed. There is no truncation inside the env. At the final
-step ``info["metrics"]`` holds the episode's musical metrics (:func:`pianomime_env.metrics.evaluate`):
+After the song's last control step (T = the song's length in steps, including
+``initial_buffer_time``) the episode ends, reported by ``song_end``:
+
+- ``"terminate"`` (default): ``terminated=True``. **Use this for value-bootstrapping learners**
+  (PPO, SAC/DroQ): the song's end is a true end of the task — no reward follows it, and the
+  goal's lookahead rows (zero past the end) tell the policy it is coming, so the value of the
+  last state is 0 and bootstrapping past it would credit steps that do not exist.
+- ``"truncate"``: ``truncated=True``, ``terminated=False``: RoboPianist's semantics (its dm_env
+  keeps discount 1 at the song's end; Shimmy maps that to ``truncated``). A learner then
+  bootstraps from the final observation, as RoboPianist's DroQ did; use it to reproduce their
+  training exactly. (A segment of a song started with ``start_step`` is truncated in this sense
+  too if you cut it yourself with a time limit.)
+
+With ``wrong_press_termination=True`` the episode also ends, ``terminated=True``, at the first
+step where a key that should be up is pressed. At the final step ``info["metrics"]`` holds the episode's musical metrics (:func:`pianomime_env.metrics.evaluate`):
 RoboPianist's per-step ``precision``/``recall``/``f1`` and ``sustain_*``, and the note-onset
 ``note_precision``/``note_recall``/``note_f1``.
+
+## Step info
+Every step: ``reward/<term>`` (unweighted term values), ``wrong_press`` (a key that should be up
+is down), ``physics_unstable`` (MuJoCo detected NaN/inf/huge accelerations in this step —
+``mjWARN_BADQACC`` — and reset the physics state; a :class:`PhysicsInstabilityWarning` is also
+issued, in every physics mode, so no one trains on a silently reset episode); at the end
+``metrics``.
+
+## Fast physics
+``fast_physics=True`` simulates with a physics timestep of ``FAST_PHYSICS_TIMESTEP`` = 0.01 s
+(5 substeps per control step instead of 10), chosen by measurement so that the sight-reader's
+per-song F1 stays within ±0.02 of the default physics while the env steps ≈ 1.7× faster; the
+table (speed ratios, per-song F1) is in ``docs/benchmarks.md``. An explicit ``physics_timestep``
+overrides it. RP1M's 2-iteration solver is *not* used: it makes this model unstable.
 
 ## Arguments
 See :class:`PianoMimeEnv`.
 
 ## Version history
-- v0: first release (reset options ``start_step``/``hand_qpos`` included). Physics and observation semantics follow RoboPianist 1.0.10's
+- v0: first release (reset options ``start_step``/``hand_qpos`` included). Later additions,
+  all off by default or backward compatible: ``song_end``, ``fast_physics``, the
+  ``physics_unstable`` info key, and ``trim_silence`` keeping every note of multi-track files
+  (``trim_silence="robopianist"`` for RoboPianist's file-order cut). Physics and observation semantics follow RoboPianist 1.0.10's
   ``PianoWithShadowHands`` (same model, same substep order), with the goal's rows past the song's
   end set to zero and song end reported as ``terminated``.
 """
@@ -76,6 +107,7 @@ See :class:`PianoMimeEnv`.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -93,6 +125,21 @@ from pianomime_env.songs import NoteTrajectory, Song, load_song
 _SUSTAIN_THRESHOLD = 0.5
 _HAND_POSITION_OFFSET = 0.05
 
+#: RoboPianist's physics timestep (s): 10 substeps per 20 Hz control step.
+DEFAULT_PHYSICS_TIMESTEP = 0.005
+#: The physics timestep of ``fast_physics=True`` (s), chosen by measurement: see
+#: ``docs/benchmarks.md`` ("Fast physics").
+FAST_PHYSICS_TIMESTEP = 0.01
+#: ``song_end`` values: how the last step of the song is reported.
+SONG_END_MODES = ("terminate", "truncate")
+
+
+class PhysicsInstabilityWarning(RuntimeWarning):
+    """MuJoCo found NaN/inf/huge accelerations and reset the simulation state mid-episode."""
+
+
+_BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
+
 
 class PianoMimeEnv(gym.Env, EzPickle):
     """Bimanual Shadow Hand piano playing. The module docstring is the full reference.
@@ -102,7 +149,11 @@ class PianoMimeEnv(gym.Env, EzPickle):
             ``"music21:<corpus path>"``.
         midi: alias of ``song`` for a MIDI file path (``gym.make("PianoMime-v0", midi=...)``).
         n_steps_lookahead: L, goal rows beyond the current one in the observation (default 10).
-        trim_silence: drop leading/trailing silence of the song.
+        trim_silence: drop leading/trailing silence of the song. ``True`` (= ``"all_notes"``)
+            cuts at the earliest onset and latest offset of the whole song, keeping every note;
+            ``"robopianist"`` reproduces RoboPianist's cut (first/last note *in file order*,
+            which can drop the closing notes of a multi-track file); ``False`` (default) keeps
+            the song as is.
         initial_buffer_time: seconds of silence added before the first note.
         gravity_compensation: cancel gravity on the hands.
         wrong_press_termination: end the episode when a key that should be up is pressed.
@@ -113,7 +164,10 @@ class PianoMimeEnv(gym.Env, EzPickle):
         primitive_fingertip_collisions: capsule fingertip colliders (faster contacts).
         reduced_action_space: 39 actions instead of 45 (see the action table).
         control_timestep: seconds per env step (default 0.05 = 20 Hz).
-        physics_timestep: seconds per physics step (default 0.005); must divide control_timestep.
+        physics_timestep: seconds per physics step; must divide control_timestep. Default
+            0.005 (RoboPianist), or 0.01 with ``fast_physics``.
+        fast_physics: the measured fast setting (see "Fast physics" above); default False.
+        song_end: ``"terminate"`` (default) or ``"truncate"`` (RoboPianist); see "Episode end".
         normalized_actions: expose the action space as Box(-1, 1).
         flatten: one float32 vector observation instead of a Dict.
         joint_velocities: add ``hand_velocities`` to the observation.
@@ -144,7 +198,9 @@ class PianoMimeEnv(gym.Env, EzPickle):
         primitive_fingertip_collisions: bool = False,
         reduced_action_space: bool = False,
         control_timestep: float = 0.05,
-        physics_timestep: float = 0.005,
+        physics_timestep: float | None = None,
+        fast_physics: bool = False,
+        song_end: str = "terminate",
         normalized_actions: bool = False,
         flatten: bool = False,
         joint_velocities: bool = False,
@@ -172,6 +228,8 @@ class PianoMimeEnv(gym.Env, EzPickle):
             reduced_action_space=reduced_action_space,
             control_timestep=control_timestep,
             physics_timestep=physics_timestep,
+            fast_physics=fast_physics,
+            song_end=song_end,
             normalized_actions=normalized_actions,
             flatten=flatten,
             joint_velocities=joint_velocities,
@@ -182,6 +240,84 @@ class PianoMimeEnv(gym.Env, EzPickle):
             height=height,
             camera=camera,
         )
+        if physics_timestep is None:
+            physics_timestep = FAST_PHYSICS_TIMESTEP if fast_physics else DEFAULT_PHYSICS_TIMESTEP
+        n_substeps = self._check_arguments(
+            song=song,
+            midi=midi,
+            n_steps_lookahead=n_steps_lookahead,
+            trim_silence=trim_silence,
+            initial_buffer_time=initial_buffer_time,
+            control_timestep=control_timestep,
+            physics_timestep=physics_timestep,
+            song_end=song_end,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+        )
+        self._n_substeps = n_substeps
+        self.control_timestep = float(control_timestep)
+        self.song_end = song_end
+        self.fast_physics = bool(fast_physics)
+        self._wrong_press_termination = bool(wrong_press_termination)
+        self._randomize_hand_positions = bool(randomize_hand_positions)
+        self._normalized_actions = bool(normalized_actions)
+        self._flatten = bool(flatten)
+        self._joint_velocities = bool(joint_velocities)
+        self.demo = demo
+        self._load_song(
+            midi if song is None else song,
+            stretch=stretch,
+            shift=shift,
+            trim_silence=trim_silence,
+            initial_buffer_time=initial_buffer_time,
+            n_steps_lookahead=n_steps_lookahead,
+        )
+        self._build_physics(
+            physics_timestep=self.control_timestep / n_substeps,
+            reduced_action_space=reduced_action_space,
+            primitive_fingertip_collisions=primitive_fingertip_collisions,
+            gravity_compensation=gravity_compensation,
+            disable_hand_collisions=disable_hand_collisions,
+        )
+        self._build_spaces()
+        self._terms = [
+            (name, term, weight, f"reward/{name}", hasattr(term, "info"))
+            for name, term, weight in rewards_lib.build_terms(reward_terms)
+        ]
+        self.reward_term_names = tuple(t[0] for t in self._terms)
+        self._goal_off = self.trajectory.keys < 0.5  # keys that must stay up, per step
+        self._recorder = metrics_lib.EpisodeRecorder(self._n_steps)
+
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": 1.0 / self.control_timestep}
+        self._render_args = (int(width), int(height), camera)
+        if render_mode is not None:  # fail now on a bad camera, not at the first frame
+            from pianomime_env.render import resolve_camera
+
+            resolve_camera(self.model, camera)
+        self._renderer = None
+        self._init_episode_state()
+
+    # -- Construction stages -------------------------------------------------------------------
+
+    @staticmethod
+    def _check_arguments(
+        *,
+        song: Any,
+        midi: Any,
+        n_steps_lookahead: Any,
+        trim_silence: Any,
+        initial_buffer_time: Any,
+        control_timestep: Any,
+        physics_timestep: Any,
+        song_end: Any,
+        render_mode: Any,
+        width: Any,
+        height: Any,
+    ) -> int:
+        """Validates the arguments that are checked before anything is built; returns the
+        number of physics substeps per control step."""
         if song is None and midi is None:
             raise TypeError(
                 "PianoMimeEnv needs a song: pass song=<name | MIDI path> or midi=<path>"
@@ -189,6 +325,13 @@ class PianoMimeEnv(gym.Env, EzPickle):
         if song is not None and midi is not None:
             raise TypeError("pass either song= or midi=, not both")
         _check_int("n_steps_lookahead", n_steps_lookahead, minimum=0)
+        if trim_silence not in (False, True, "all_notes", "robopianist"):
+            raise ValueError(
+                f"trim_silence must be False, True (= 'all_notes') or 'robopianist', "
+                f"got {trim_silence!r}"
+            )
+        if song_end not in SONG_END_MODES:
+            raise ValueError(f"song_end must be one of {SONG_END_MODES}, got {song_end!r}")
         _check_number("initial_buffer_time", initial_buffer_time, minimum=0.0)
         _check_number("control_timestep", control_timestep, minimum=0.0, strict=True)
         _check_number("physics_timestep", physics_timestep, minimum=0.0, strict=True)
@@ -202,30 +345,44 @@ class PianoMimeEnv(gym.Env, EzPickle):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         _check_int("width", width, minimum=1)
         _check_int("height", height, minimum=1)
+        return n_substeps
 
-        self.song = load_song(midi if song is None else song, stretch=stretch, shift=shift)
+    def _load_song(
+        self,
+        source: Any,
+        *,
+        stretch: float,
+        shift: int,
+        trim_silence: bool | str,
+        initial_buffer_time: float,
+        n_steps_lookahead: int,
+    ) -> None:
+        """The song, its goal trajectory, and the goal rows padded for the lookahead window."""
+        self.song = load_song(source, stretch=stretch, shift=shift)
         if trim_silence:
-            self.song = self.song.trim_silence()
+            mode = "robopianist" if trim_silence == "robopianist" else "all_notes"
+            self.song = self.song.trim_silence(mode)
         self.trajectory: NoteTrajectory = self.song.to_trajectory(
-            dt=control_timestep, initial_buffer_time=initial_buffer_time
+            dt=self.control_timestep, initial_buffer_time=initial_buffer_time
         )
         self._n_steps = len(self.trajectory)
         self._lookahead = int(n_steps_lookahead)
-        self._n_substeps = n_substeps
-        self.control_timestep = float(control_timestep)
-        self._wrong_press_termination = bool(wrong_press_termination)
-        self._randomize_hand_positions = bool(randomize_hand_positions)
-        self._normalized_actions = bool(normalized_actions)
-        self._flatten = bool(flatten)
-        self._joint_velocities = bool(joint_velocities)
-        self.demo = demo
-
         # Goal rows padded with zeros past the end so every lookahead window is a plain slice.
         goal = np.zeros((self._n_steps + self._lookahead + 1, 89), dtype=np.float32)
         goal[: self._n_steps, :88] = self.trajectory.keys
         goal[: self._n_steps, 88] = self.trajectory.sustain
         self._goal = goal
 
+    def _build_physics(
+        self,
+        *,
+        physics_timestep: float,
+        reduced_action_space: bool,
+        primitive_fingertip_collisions: bool,
+        gravity_compensation: bool,
+        disable_hand_collisions: bool,
+    ) -> None:
+        """The compiled scene (from the cache), its index, parameter options, and ``MjData``."""
         self.model = scene_lib.load_model(
             reduced_action_space=reduced_action_space,
             primitive_fingertip_collisions=primitive_fingertip_collisions,
@@ -253,8 +410,15 @@ class PianoMimeEnv(gym.Env, EzPickle):
             ]
         )
         self._forearm_pos0 = self.model.body_pos[self._forearm_bodies].copy()
+        k = self.index.key_qpos
+        contiguous = bool((np.diff(k) == 1).all())
+        self._key_qpos = slice(int(k[0]), int(k[0]) + 88) if contiguous else k
+        self._hand_qpos = self.index.hand_qpos.ravel()
+        self._hand_dof = self.index.hand_dof.ravel()
+        self._tip_sites = self.index.fingertip_sites.ravel()
 
-        # Spaces.
+    def _build_spaces(self) -> None:
+        """Action bounds, action space and observation space (see the module docstring)."""
         ctrl = self.model.actuator_ctrlrange
         self._act_low = np.append(ctrl[:, 0], 0.0).astype(np.float64)
         self._act_high = np.append(ctrl[:, 1], 1.0).astype(np.float64)
@@ -288,23 +452,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
         else:
             self.observation_space = self._obs_dict_space
 
-        self._terms = [
-            (name, term, weight, f"reward/{name}", hasattr(term, "info"))
-            for name, term, weight in rewards_lib.build_terms(reward_terms)
-        ]
-        self.reward_term_names = tuple(t[0] for t in self._terms)
-        self._goal_off = self.trajectory.keys < 0.5  # keys that must stay up, per step
-        self._recorder = metrics_lib.EpisodeRecorder(self._n_steps)
-
-        self.render_mode = render_mode
-        self.metadata = {**self.metadata, "render_fps": 1.0 / self.control_timestep}
-        self._render_args = (int(width), int(height), camera)
-        if render_mode is not None:  # fail now on a bad camera, not at the first frame
-            from pianomime_env.render import resolve_camera
-
-            resolve_camera(self.model, camera)
-        self._renderer = None
-
+    def _init_episode_state(self) -> None:
         self._t = 0
         self._start = 0
         self._needs_reset = True
@@ -312,12 +460,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
         self._key_state = np.zeros(88)
         self._key_activation = np.zeros(88, dtype=bool)
         self._key_q, self._key_tmp = np.zeros(88), np.zeros(88)
-        k = self.index.key_qpos
-        contiguous = bool((np.diff(k) == 1).all())
-        self._key_qpos = slice(int(k[0]), int(k[0]) + 88) if contiguous else k
-        self._hand_qpos = self.index.hand_qpos.ravel()
-        self._hand_dof = self.index.hand_dof.ravel()
-        self._tip_sites = self.index.fingertip_sites.ravel()
+        self._bad_qacc_count = 0
 
     # -- Gymnasium API -------------------------------------------------------------------------
 
@@ -361,6 +504,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
             # Hold the pose: each actuator's target = its transmission length (joint or tendon).
             d.ctrl[:] = np.clip(d.actuator_length, *m.actuator_ctrlrange.T)
         mujoco.mj_forward(m, d)
+        self._bad_qacc_count = int(d.warning[_BADQACC].number)  # zeroed by mj_resetData
         self._start = int(start)
         self._t = int(start)
         self._sustain = 0.0
@@ -429,14 +573,27 @@ class PianoMimeEnv(gym.Env, EzPickle):
 
         self._t = t + 1
         wrong_press = bool(self._key_activation[self._goal_off[t]].any())
-        terminated = self._t >= self._n_steps or (self._wrong_press_termination and wrong_press)
+        song_over = self._t >= self._n_steps
+        terminated = self._wrong_press_termination and wrong_press
+        truncated = False
+        if song_over:
+            if self.song_end == "terminate":
+                terminated = True
+            elif not terminated:
+                truncated = True
         info["wrong_press"] = wrong_press
-        if terminated:
+        # MuJoCo resets the state by itself when accelerations blow up (mjWARN_BADQACC).
+        bad_qacc = d.warning[_BADQACC].number
+        info["physics_unstable"] = bad_qacc != self._bad_qacc_count
+        if info["physics_unstable"]:
+            self._report_instability(bad_qacc - self._bad_qacc_count)
+            self._bad_qacc_count = bad_qacc
+        if terminated or truncated:
             self._needs_reset = True
             info["metrics"] = self._recorder.compute(
                 self.trajectory.keys[self._start :], self.trajectory.sustain[self._start :]
             )
-        return self._observation(), reward, terminated, False, info
+        return self._observation(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -536,9 +693,12 @@ class PianoMimeEnv(gym.Env, EzPickle):
     def action_to_normalized(self, action: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`action_from_normalized`: absolute action (A,) -> ``[-1, 1]`` (A,)
         float64. Not clipped."""
-        return 2.0 * (np.asarray(action, np.float64) - self._act_low) / (
-            self._act_high - self._act_low
-        ) - 1.0
+        return (
+            2.0
+            * (np.asarray(action, np.float64) - self._act_low)
+            / (self._act_high - self._act_low)
+            - 1.0
+        )
 
     def to_env_action(self, absolute: np.ndarray) -> np.ndarray:
         """An absolute action (A,) as this env's ``step`` expects it (float32): unchanged, or
@@ -548,6 +708,16 @@ class PianoMimeEnv(gym.Env, EzPickle):
         return np.asarray(a, np.float32)
 
     # -- Internals -----------------------------------------------------------------------------
+
+    def _report_instability(self, count: int) -> None:
+        warnings.warn(
+            f"{self.song.name}: MuJoCo found an unstable simulation (NaN/inf/huge joint "
+            f"accelerations, mjWARN_BADQACC x{count}) at step {self._t - 1} and reset the "
+            "physics state mid-episode; this episode's transitions are not physical. "
+            f"physics_timestep={self.physics_timestep}, fast_physics={self.fast_physics}.",
+            PhysicsInstabilityWarning,
+            stacklevel=3,
+        )
 
     def _check_action(self, action: Any) -> np.ndarray:
         try:

@@ -1,7 +1,7 @@
 """Fingering and style reward terms: ``ot_fingering`` (RP1M), ``fingering`` (RoboPianist), ``style``
 (PianoMime).
 
-Importing this module registers the three terms in :data:`pianomime_env.rewards.REWARD_TERMS`, so
+:data:`pianomime_env.rewards.REWARD_TERMS` names the three terms (imported on first use), so
 ``reward_terms={"ot_fingering": 1.0}`` works by name. scipy (``linear_sum_assignment``) is imported
 only when an ``ot_fingering`` term is reset, never at module import.
 
@@ -27,10 +27,9 @@ import numpy as np
 
 from pianomime_env import scene as scene_lib
 from pianomime_env.rewards import (
-    _GAUSSIAN_SCALE_SQ,
+    GAUSSIAN_SCALE_SQ,
     EpisodeContext,
     StepContext,
-    register_reward_term,
     tolerance,
 )
 
@@ -75,7 +74,7 @@ def _mean_tolerance(x: np.ndarray, bound: float, margin: float) -> float:
     x -= bound
     np.maximum(x, 0.0, out=x)
     x *= x
-    x *= -0.5 * _GAUSSIAN_SCALE_SQ / (margin * margin)
+    x *= -0.5 * GAUSSIAN_SCALE_SQ / (margin * margin)
     np.exp(x, out=x)
     return float(x.sum()) / x.size
 
@@ -313,8 +312,3 @@ class Style:
         if ctx is not self._last_ctx:
             self._score(ctx)
         return {"style/xy_dist": self._last_xy}
-
-
-register_reward_term("ot_fingering", OTFingering)
-register_reward_term("fingering", Fingering)
-register_reward_term("style", Style)

@@ -34,8 +34,8 @@ KEY_CLOSE_ENOUGH_TO_PRESSED = 0.05
 ENERGY_PENALTY_COEF = 5e-3
 
 
-# dm_control's gaussian sigmoid reaches value_at_margin = 0.1 at distance = margin.
-_GAUSSIAN_SCALE_SQ = -2.0 * np.log(0.1)
+#: -2 ln(0.1): the gaussian sigmoid of ``tolerance`` is 0.1 at distance ``margin``.
+GAUSSIAN_SCALE_SQ = -2.0 * np.log(0.1)
 
 
 def tolerance(x: Any, bounds: tuple[float, float], margin: float) -> np.ndarray | float:
@@ -47,7 +47,7 @@ def tolerance(x: Any, bounds: tuple[float, float], margin: float) -> np.ndarray 
     lower, upper = bounds
     x = np.asarray(x, dtype=np.float64)
     d = np.maximum(np.maximum(lower - x, x - upper), 0.0) / margin
-    out = np.exp(-0.5 * _GAUSSIAN_SCALE_SQ * d * d)
+    out = np.exp(-0.5 * GAUSSIAN_SCALE_SQ * d * d)
     return float(out) if out.ndim == 0 else out
 
 
@@ -202,12 +202,17 @@ class ForearmCollision:
         return 0.0 if (sides[:, 0] * sides[:, 1] == 2).any() else 0.5
 
 
-#: Built-in terms by name: name -> zero-argument factory.
+#: Built-in terms by name: name -> zero-argument factory, or ``"module:attribute"`` for a
+#: factory imported on first use (the fingering terms live in :mod:`pianomime_env.fingering`,
+#: which imports this module; naming them here keeps the import graph one-way).
 REWARD_TERMS: dict[str, Any] = {
     "key_press": KeyPress,
     "sustain": Sustain,
     "energy": Energy,
     "forearm_collision": ForearmCollision,
+    "ot_fingering": "pianomime_env.fingering:OTFingering",
+    "fingering": "pianomime_env.fingering:Fingering",
+    "style": "pianomime_env.fingering:Style",
 }
 
 DEFAULT_REWARD_TERMS: dict[str, float] = {
@@ -223,6 +228,22 @@ def register_reward_term(name: str, factory: Any) -> None:
     if not name or not isinstance(name, str):
         raise ValueError(f"reward term name must be a non-empty string, got {name!r}")
     REWARD_TERMS[name] = factory
+
+
+def reward_term_factory(name: str) -> Any:
+    """The factory registered as ``name`` (importing its module if it is named lazily)."""
+    if name not in REWARD_TERMS:
+        raise ValueError(
+            f"unknown reward term {name!r}; built-in terms: {sorted(REWARD_TERMS)}. "
+            "Pass a term object to use your own."
+        )
+    factory = REWARD_TERMS[name]
+    if isinstance(factory, str):
+        import importlib
+
+        module, _, attr = factory.partition(":")
+        factory = REWARD_TERMS[name] = getattr(importlib.import_module(module), attr)
+    return factory
 
 
 def build_terms(spec: Mapping[str, Any] | None) -> list[tuple[str, Any, float]]:
@@ -247,12 +268,7 @@ def build_terms(spec: Mapping[str, Any] | None) -> list[tuple[str, Any, float]]:
         elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(
             value, bool
         ):
-            if name not in REWARD_TERMS:
-                raise ValueError(
-                    f"unknown reward term {name!r}; built-in terms: {sorted(REWARD_TERMS)}. "
-                    "Pass a term object to use your own."
-                )
-            term, weight = REWARD_TERMS[name](), value
+            term, weight = reward_term_factory(name)(), value
         else:
             term, weight = value, 1.0
         if not callable(term):
@@ -262,7 +278,3 @@ def build_terms(spec: Mapping[str, Any] | None) -> list[tuple[str, Any, float]]:
             raise ValueError(f"reward_terms[{name!r}]: weight must be finite, got {weight}")
         terms.append((name, term, weight))
     return terms
-
-
-# Registers "ot_fingering", "fingering" and "style" (scipy is imported lazily there).
-from pianomime_env import fingering as _fingering  # noqa: E402, F401

@@ -9,9 +9,11 @@ Options that only change model parameters (timestep, gravity compensation, colli
 applied to the loaded ``MjModel``; only options that change the model's structure
 (``reduced_action_space``, ``primitive_fingertip_collisions``) select a different cached build.
 
-Cache location: ``$PIANOMIME_CACHE_DIR`` or ``~/.cache/pianomime_env``. The file name carries the
-package, mujoco and robopianist versions, so upgrading any of them rebuilds. If the cache directory
-is not writable the model is built into a temporary directory instead.
+Cache location: ``$PIANOMIME_CACHE_DIR`` or ``~/.cache/pianomime_env``. The file name is a digest of
+:func:`cache_key`: the build recipe, the structural options and the versions of pianomime-env,
+mujoco, dm_control and robopianist *as installed* (read at run time from the package metadata), so
+upgrading or downgrading any of them rebuilds instead of reusing a stale scene. If the cache
+directory is not writable the model is built into a temporary directory instead.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import numpy as np
 
 # Bump when the build recipe below changes, so stale caches are not reused.
 _BUILD_RECIPE_VERSION = 2
-_ROBOPIANIST_VERSION = "1.0.10"
+# Distributions whose installed versions decide the compiled scene (read, never imported).
+_BUILD_DISTRIBUTIONS = ("pianomime-env", "mujoco", "dm_control", "robopianist")
 
 NUM_KEYS = 88
 FINGER_NAMES = ("thumb", "index", "middle", "ring", "little")
@@ -57,17 +60,38 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "pianomime_env"
 
 
-def _model_filename(reduced_action_space: bool, primitive_fingertip_collisions: bool) -> str:
-    key = json.dumps(
-        [
-            _BUILD_RECIPE_VERSION,
-            mujoco.__version__,
-            _ROBOPIANIST_VERSION,
-            reduced_action_space,
-            primitive_fingertip_collisions,
-        ]
+def installed_version(distribution: str) -> str:
+    """The installed version of ``distribution`` from its package metadata (nothing is
+    imported), or ``"not-installed"``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not-installed"
+
+
+def cache_key(*, reduced_action_space: bool, primitive_fingertip_collisions: bool) -> dict:
+    """What the cached scene depends on: build recipe, structural options, installed versions.
+
+    The running mujoco's own ``__version__`` is included too: it is what will load the file.
+    """
+    return {
+        "recipe": _BUILD_RECIPE_VERSION,
+        "mujoco_runtime": mujoco.__version__,
+        "versions": {d: installed_version(d) for d in _BUILD_DISTRIBUTIONS},
+        "reduced_action_space": bool(reduced_action_space),
+        "primitive_fingertip_collisions": bool(primitive_fingertip_collisions),
+    }
+
+
+def model_filename(*, reduced_action_space: bool, primitive_fingertip_collisions: bool) -> str:
+    """Cache file name of the scene: a digest of :func:`cache_key`."""
+    key = cache_key(
+        reduced_action_space=reduced_action_space,
+        primitive_fingertip_collisions=primitive_fingertip_collisions,
     )
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return f"scene-mujoco{mujoco.__version__}-{digest}.mjb"
 
 
@@ -111,7 +135,10 @@ def load_model(
     *, reduced_action_space: bool = False, primitive_fingertip_collisions: bool = False
 ) -> mujoco.MjModel:
     """Returns the compiled scene, building and caching it on first use (≈ 3 s once)."""
-    name = _model_filename(reduced_action_space, primitive_fingertip_collisions)
+    name = model_filename(
+        reduced_action_space=reduced_action_space,
+        primitive_fingertip_collisions=primitive_fingertip_collisions,
+    )
     path = cache_dir() / name
     if not path.exists():
         try:

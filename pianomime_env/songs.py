@@ -12,9 +12,11 @@ The conversion reproduces RoboPianist 1.0.10 bit for bit (``robopianist.music.lo
 
 * a note that is re-struck right after the same key was held is preceded by one step
   where that key is *not* a goal (so that a repeated note needs a release);
-* ``trim_silence`` cuts from the onset of the *first note in file order* to the offset
-  of the *last note in file order* (this is what ``note_seq.extract_subsequence`` is
-  called with), keeping the pedal state in force at the cut;
+* ``trim_silence(mode="robopianist")`` cuts from the onset of the *first note in file
+  order* to the offset of the *last note in file order* (this is what
+  ``note_seq.extract_subsequence`` is called with), keeping the pedal state in force at the
+  cut. The default mode, ``"all_notes"``, cuts at the earliest onset and the latest offset of
+  the whole song instead, so no note of a multi-track file is ever lost;
 * the song length is the latest note offset (``note_seq.transpose_note_sequence``, which
   ``robopianist.music.load`` always applies, recomputes it that way).
 
@@ -52,6 +54,7 @@ import numpy as np
 
 __all__ = [
     "BUILTIN_SONGS",
+    "MUSIC21_PREFIX",
     "MAX_SONG_SECONDS",
     "MAX_TRAJECTORY_STEPS",
     "MIN_PIANO_PITCH",
@@ -61,9 +64,11 @@ __all__ = [
     "NoteTrajectory",
     "Song",
     "SongError",
+    "check_song_length",
     "load_midi",
     "load_song",
     "register_song",
+    "song_from_midi_bytes",
     "registered_songs",
 ]
 
@@ -92,7 +97,7 @@ BUILTIN_SONGS: tuple[str, ...] = (
     "NocturneRousseau",
 )
 
-_MUSIC21_PREFIX = "music21:"
+MUSIC21_PREFIX = "music21:"
 _MIDI_SUFFIXES = (".mid", ".midi")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -339,20 +344,35 @@ class Song:
             fingering=self.fingering[keep],
         )
 
-    def trim_silence(self) -> Song:
-        """Remove leading/trailing silence, like ``MidiFile.trim_silence``.
+    def trim_silence(self, mode: str = "all_notes") -> Song:
+        """Remove leading and trailing silence.
 
-        Keeps the notes whose onset lies in ``[s, e)`` where ``s`` is the onset of the
-        first note and ``e`` the offset of the last note *in file order*, clips their
-        offsets at ``e`` and shifts everything by ``-s``. The pedal state in force at
-        ``s`` (per track) is re-inserted at time 0.
+        Keeps the notes whose onset lies in ``[s, e)``, clips their offsets at ``e`` and shifts
+        everything by ``-s``; the pedal state in force at ``s`` (per track) is re-inserted at
+        time 0.
+
+        Args:
+            mode: ``"all_notes"`` (default): ``s`` is the earliest onset and ``e`` the latest
+                offset of the whole song, so every note is kept, whatever the track order of
+                the file. ``"robopianist"``: RoboPianist's ``MidiFile.trim_silence`` exactly:
+                ``s`` / ``e`` are the onset of the first and the offset of the last note *in
+                file order* (note_seq's quirk). On a multi-track file whose first track ends
+                last this drops the other tracks' closing notes; use it only for parity with
+                RoboPianist.
         """
-        s = float(self.start[0])
-        e = float(self.end[-1])
+        if mode == "all_notes":
+            s, e = float(self.start.min()), float(self.end.max())
+        elif mode == "robopianist":
+            s, e = float(self.start[0]), float(self.end[-1])
+        else:
+            raise SongError(
+                f"{self.source}: trim_silence mode must be 'all_notes' or 'robopianist', "
+                f"got {mode!r}"
+            )
         if s > e or s >= self.duration:
             raise SongError(
-                f"{self.source}: cannot trim silence of {self.name!r}: first note (file "
-                f"order) starts at {s} s, after the last note ends at {e} s"
+                f"{self.source}: cannot trim silence of {self.name!r} (mode {mode!r}): the "
+                f"cut would start at {s} s, after it ends at {e} s"
             )
         order = np.argsort(self.start, kind="stable")
         st = self.start[order]
@@ -500,7 +520,9 @@ def _check_nonneg_float(x: Any, what: str, where: str) -> float:
     return float(x)
 
 
-def _check_length(song: Song, where: str) -> Song:
+def check_song_length(song: Song, where: str) -> Song:
+    """Returns ``song``; raises :class:`SongError` (naming ``where``) if it lasts longer than
+    :data:`MAX_SONG_SECONDS`."""
     if song.duration > MAX_SONG_SECONDS:
         raise SongError(
             f"{where}: song {song.name!r} lasts {song.duration:.1f} s, more than "
@@ -597,10 +619,12 @@ def load_midi(path: PathLike) -> Song:
         data = p.read_bytes()
     except OSError as e:
         raise SongError(f"{where}: cannot read MIDI file ({e})") from None
-    return _check_length(_song_from_midi_bytes(data, p.stem, where, where), where)
+    return check_song_length(song_from_midi_bytes(data, p.stem, where, where), where)
 
 
-def _song_from_midi_bytes(data: bytes, name: str, source: str, where: str) -> Song:
+def song_from_midi_bytes(data: bytes, name: str, source: str, where: str) -> Song:
+    """Parses a Standard MIDI file's bytes into a :class:`Song` named ``name`` (``source`` is
+    recorded on it; ``where`` names the input in error messages). Raises :class:`SongError`."""
     if len(data) == 0:
         raise SongError(f"{where}: the MIDI file is empty (0 bytes)")
     if not (data[:4] == b"MThd" or data[:4] == b"RIFF"):
@@ -732,7 +756,7 @@ def load_song(source: PathLike | Song, *, stretch: float = 1.0, shift: int = 0) 
     stretch = _check_stretch(stretch, where)
     shift = _check_shift(shift, where)
     song = _resolve(source, set())
-    return _check_length(song.stretch(stretch).transpose(shift), song.source)
+    return check_song_length(song.stretch(stretch).transpose(shift), song.source)
 
 
 def _resolve(source: Any, seen: set) -> Song:
@@ -746,10 +770,10 @@ def _resolve(source: Any, seen: set) -> Song:
     s = os.fspath(source)
     if isinstance(s, bytes):  # pragma: no cover
         s = s.decode()
-    if s.startswith(_MUSIC21_PREFIX):
+    if s.startswith(MUSIC21_PREFIX):
         from pianomime_env.corpus import from_music21_corpus
 
-        return from_music21_corpus(s[len(_MUSIC21_PREFIX) :])
+        return from_music21_corpus(s[len(MUSIC21_PREFIX) :])
     if s in BUILTIN_SONGS:
         return _load_builtin(s)
     if s in _REGISTRY:
@@ -763,7 +787,7 @@ def _resolve(source: Any, seen: set) -> Song:
     if suffix == ".json":
         if not p.is_file():
             raise SongError(f"{s}: song file not found")
-        return _check_length(_load_json_file(p), s)
+        return check_song_length(_load_json_file(p), s)
     if p.is_file():
         raise SongError(
             f"{s}: unsupported song file extension {p.suffix!r} (expected .mid, .midi or .json)"

@@ -45,3 +45,27 @@ def random_actions(env, n, seed=0):
     rng = np.random.default_rng(seed)
     space = env.action_space
     return [rng.uniform(space.low, space.high).astype(np.float32) for _ in range(n)]
+
+
+@pytest.fixture
+def two_track_midi(tmp_path):
+    """A two-track MIDI file whose *first* track ends last: a right-hand melody (0.5-4.0 s),
+    then a left-hand track that starts first (0.25 s) and whose closing chord (C3-E3-G3,
+    2.5-3.0 s) ends before the melody does. Trimming in file order (RoboPianist) keeps
+    [0.5 s, 3.0 s): it drops the left hand's first note and the melody's last one."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    right = pretty_midi.Instrument(program=0, name="right hand")
+    for i, pitch in enumerate([72, 74, 76, 77, 79, 77, 76]):
+        right.notes.append(
+            pretty_midi.Note(velocity=80, pitch=pitch, start=0.5 + 0.5 * i, end=1.0 + 0.5 * i)
+        )
+    left = pretty_midi.Instrument(program=0, name="left hand")
+    left.notes.append(pretty_midi.Note(velocity=70, pitch=41, start=0.25, end=1.0))
+    for pitch in (48, 52, 55):
+        left.notes.append(pretty_midi.Note(velocity=70, pitch=pitch, start=2.5, end=3.0))
+    pm.instruments.extend([right, left])
+    path = tmp_path / "two_tracks.mid"
+    pm.write(str(path))
+    return path

@@ -106,3 +106,16 @@ def test_demo_from_video_without_model_says_how_to_build_it(tmp_path, tiny_midi)
     assert proc.returncode == 2
     assert "build-hand-model" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "d.npz").exists()
+
+
+def test_play_keeps_every_note_of_a_two_track_midi(tmp_path, two_track_midi):
+    """`pianomime play` trims silence by default; on a file whose first track ends last the
+    closing notes of the other track must survive (RoboPianist's file-order cut drops them)."""
+    out = tmp_path / "run"
+    proc = run_cli("play", str(two_track_midi), "--no-video", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "metrics.json").read_text())
+    # Earliest onset 0.25 s .. latest offset 4.0 s: 3.75 s at 20 Hz plus the final row (the
+    # file-order cut would keep 0.5 s .. 3.0 s, 51 steps).
+    assert result["steps"] == 76
+    assert result["metrics"]["note_recall"] > 0

@@ -13,7 +13,13 @@ from dm_control.utils.rewards import tolerance
 
 import pianomime_env  # noqa: F401
 from pianomime_env import fingering as fl
-from pianomime_env.rewards import REWARD_TERMS, EpisodeContext, StepContext, build_terms
+from pianomime_env.rewards import (
+    REWARD_TERMS,
+    EpisodeContext,
+    StepContext,
+    build_terms,
+    reward_term_factory,
+)
 from pianomime_env.songs import load_song
 
 SONG = "TwinkleTwinkleRousseau"
@@ -81,9 +87,13 @@ def tips_far():
 
 
 def test_registered_by_name():
-    for name, cls in [("ot_fingering", fl.OTFingering), ("fingering", fl.Fingering)]:
-        assert REWARD_TERMS[name] is cls
-    assert REWARD_TERMS["style"] is fl.Style
+    for name, cls in [
+        ("ot_fingering", fl.OTFingering),
+        ("fingering", fl.Fingering),
+        ("style", fl.Style),
+    ]:
+        assert name in REWARD_TERMS
+        assert reward_term_factory(name) is cls
     assert [n for n, _, _ in build_terms({"ot_fingering": 2.0})] == ["ot_fingering"]
 
 

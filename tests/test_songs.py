@@ -158,7 +158,7 @@ def test_builtin_trajectory_matches_robopianist(rp, name, stretch, shift, trim, 
     song = load_song(name, stretch=stretch, shift=shift)
     if trim:
         midi = midi.trim_silence()
-        song = song.trim_silence()
+        song = song.trim_silence("robopianist")
     assert_same_song(song, midi.seq)
     ours = song.to_trajectory(0.05, initial_buffer_time=buffer)
     assert_same_traj(ours, rp_roll(midi_file, midi, 0.05, buffer))
@@ -206,7 +206,7 @@ def test_midi_file_matches_robopianist(rp, tmp_path, stretch, shift, trim):
         song = load_song(path, stretch=stretch, shift=shift)
     midi = midi_file.MidiFile.from_file(path).stretch(stretch).transpose(shift)
     if trim:
-        song, midi = song.trim_silence(), midi.trim_silence()
+        song, midi = song.trim_silence("robopianist"), midi.trim_silence()
     assert_same_song(song, midi.seq)
     assert not song.has_fingering
     for dt, buffer in [(0.05, 0.0), (0.05, 1.0), (0.02, 0.3)]:
@@ -249,7 +249,7 @@ def test_random_midi_matches_robopianist(rp, tmp_path, seed):
             warnings.simplefilter("ignore")
             song = load_song(path, stretch=stretch, shift=shift)
         if trim:
-            midi, song = midi.trim_silence(), song.trim_silence()
+            midi, song = midi.trim_silence(), song.trim_silence("robopianist")
         assert_same_song(song, midi.seq)
         assert_same_traj(
             song.to_trajectory(0.05, 0.1),
@@ -472,3 +472,33 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------- multi-track trimming
+
+
+def test_trim_silence_keeps_every_note_of_a_two_track_file(two_track_midi):
+    song = load_midi(two_track_midi)
+    assert song.n_notes == 11
+    trimmed = song.trim_silence()
+    assert trimmed.n_notes == 11
+    assert trimmed.start.min() == pytest.approx(0.0)
+    assert trimmed.duration == pytest.approx(4.0 - 0.25, abs=1e-3)
+    np.testing.assert_allclose(np.sort(trimmed.end - trimmed.start), np.sort(song.end - song.start))
+    # The closing left-hand chord and the melody's last note are in the goal.
+    traj = trimmed.to_trajectory(0.05)
+    for pitch in (48, 52, 55, 76):
+        assert traj.keys[:, pitch - 21].any(), pitch
+
+
+def test_trim_silence_robopianist_mode_matches_robopianist_on_two_tracks(rp, two_track_midi):
+    _, midi_file = rp
+    ref = midi_file.MidiFile.from_file(str(two_track_midi)).trim_silence()
+    ours = load_midi(two_track_midi).trim_silence("robopianist")
+    assert ours.n_notes == ref.n_notes < 11  # RoboPianist's file-order cut loses notes here
+    assert_same_song(ours, ref.seq)
+
+
+def test_trim_silence_rejects_unknown_mode():
+    with pytest.raises(SongError, match="'all_notes' or 'robopianist'"):
+        load_song("CMajorScaleOneHand").trim_silence("first_track")
