@@ -460,7 +460,6 @@ class PianoMimeEnv(gym.Env, EzPickle):
         self._key_state = np.zeros(88)
         self._key_activation = np.zeros(88, dtype=bool)
         self._key_q, self._key_tmp = np.zeros(88), np.zeros(88)
-        self._bad_qacc_count = 0
 
     # -- Gymnasium API -------------------------------------------------------------------------
 
@@ -504,7 +503,6 @@ class PianoMimeEnv(gym.Env, EzPickle):
             # Hold the pose: each actuator's target = its transmission length (joint or tendon).
             d.ctrl[:] = np.clip(d.actuator_length, *m.actuator_ctrlrange.T)
         mujoco.mj_forward(m, d)
-        self._bad_qacc_count = int(d.warning[_BADQACC].number)  # zeroed by mj_resetData
         self._start = int(start)
         self._t = int(start)
         self._sustain = 0.0
@@ -533,6 +531,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
         action = self._check_action(action)
         m, d = self.model, self.data
         d.ctrl[:] = action[:-1]
+        d.warning[_BADQACC].number = 0
         self._sustain = float(action[-1])
         # All substeps in C. The order (step2, n-1 full steps, step1) equals RoboPianist's legacy
         # step and leaves positions, velocities and site positions up to date for the new state.
@@ -582,12 +581,12 @@ class PianoMimeEnv(gym.Env, EzPickle):
             elif not terminated:
                 truncated = True
         info["wrong_press"] = wrong_press
-        # MuJoCo resets the state by itself when accelerations blow up (mjWARN_BADQACC).
-        bad_qacc = d.warning[_BADQACC].number
-        info["physics_unstable"] = bad_qacc != self._bad_qacc_count
-        if info["physics_unstable"]:
-            self._report_instability(bad_qacc - self._bad_qacc_count)
-            self._bad_qacc_count = bad_qacc
+        # MuJoCo resets the state by itself when accelerations blow up (mjWARN_BADQACC); the
+        # counter is zeroed before the substeps (a reset zeroes it too, so deltas would miss).
+        bad_qacc = int(d.warning[_BADQACC].number)
+        info["physics_unstable"] = bad_qacc > 0
+        if bad_qacc:
+            self._report_instability(bad_qacc)
         if terminated or truncated:
             self._needs_reset = True
             info["metrics"] = self._recorder.compute(

@@ -266,16 +266,24 @@ def test_parity_with_robopianist():
     suite = pytest.importorskip("robopianist.suite")
     song = "CMajorScaleTwoHands"
     rp = suite.load(f"RoboPianist-debug-{song}-v0", task_kwargs=dict(n_steps_lookahead=10))
-    env = PianoMimeEnv(song)
+    env = PianoMimeEnv(song, song_end="truncate")
     ts = rp.reset()
     obs, _ = env.reset(seed=0)
     task = rp.task
     rng = np.random.default_rng(0)
     spec = rp.action_spec()
-    for _ in range(60):
+    n_steps = 0
+    while True:  # the whole song: the episode-end flags are compared too
         a = rng.uniform(spec.minimum, spec.maximum)
         ts = rp.step(a)
-        obs, _, _, _, info = env.step(a)
+        obs, _, terminated, truncated, info = env.step(a)
+        n_steps += 1
+        # RoboPianist ends the episode with discount 1 at the song's end: truncation.
+        assert ts.last() == (terminated or truncated)
+        if ts.last():
+            assert truncated and not terminated and ts.discount == 1.0
+            assert n_steps == env.n_steps
+            break
         o = ts.observation
         np.testing.assert_allclose(obs["goal"].ravel(), o["goal"])
         np.testing.assert_allclose(obs["piano_state"], o["piano/state"], atol=1e-6)
@@ -287,3 +295,67 @@ def test_parity_with_robopianist():
         assert info["reward/energy"] == pytest.approx(task._compute_energy_reward(rp.physics))
         assert info["reward/forearm_collision"] == task._compute_forearm_reward(rp.physics)
         np.testing.assert_array_equal(env.key_activation, task.piano.activation)
+
+
+def test_song_end_modes():
+    """The song's last step: terminated (default) or truncated (RoboPianist); wrong-press
+    termination is a termination in both modes."""
+    for mode, flags in [("terminate", (True, False)), ("truncate", (False, True))]:
+        env = PianoMimeEnv("CMajorChordProgressionTwoHands", song_end=mode)
+        env.reset(seed=0)
+        idle = np.clip(np.zeros(env.action_space.shape), env.action_low, env.action_high)
+        for t in range(env.n_steps):
+            _, _, terminated, truncated, info = env.step(idle)
+            if t < env.n_steps - 1:
+                assert not (terminated or truncated)
+        assert (terminated, truncated) == flags and "metrics" in info
+    with pytest.raises(ValueError, match="song_end must be one of"):
+        PianoMimeEnv("CMajorScaleOneHand", song_end="stop")
+
+
+def test_instability_is_reported_every_time(recwarn):
+    """MuJoCo's silent state reset (mjWARN_BADQACC) shows in info and as a warning, each step."""
+    from pianomime_env.env import PhysicsInstabilityWarning
+
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(env.action_space.sample())
+    assert info["physics_unstable"] is False
+    env.model.dof_damping[:] = -1e4  # destabilise on purpose: negative damping blows up
+    for _ in range(3):
+        _, _, _, _, info = env.step(env.action_space.sample())
+        assert info["physics_unstable"] is True
+    assert sum(issubclass(w.category, PhysicsInstabilityWarning) for w in recwarn) == 3
+
+
+def test_fast_physics_timestep_and_stability():
+    env = PianoMimeEnv("CMajorScaleOneHand", fast_physics=True)
+    assert env.physics_timestep == pytest.approx(0.01) and env.n_substeps == 5
+    assert PianoMimeEnv("CMajorScaleOneHand").n_substeps == 10
+    explicit = PianoMimeEnv("CMajorScaleOneHand", fast_physics=True, physics_timestep=0.0025)
+    assert explicit.n_substeps == 20
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(env.n_steps):  # random actions for a whole song: no instability
+        a = rng.uniform(env.action_low, env.action_high).astype(np.float32)
+        _, _, terminated, _, info = env.step(a)
+        assert not info["physics_unstable"]
+        if terminated:
+            break
+
+
+def test_controller_api_round_trip():
+    env = PianoMimeEnv("CMajorScaleOneHand", normalized_actions=True)
+    low, high = env.action_low, env.action_high
+    assert low.shape == high.shape == (45,) and (low < high).all()
+    assert low[-1] == 0.0 and high[-1] == 1.0
+    with pytest.raises(ValueError):
+        low[0] = 1.0  # read-only: a controller cannot corrupt the env's bounds
+    a = np.random.default_rng(0).uniform(low, high)
+    np.testing.assert_allclose(env.action_from_normalized(env.action_to_normalized(a)), a)
+    np.testing.assert_allclose(env.action_to_normalized(low), -1.0)
+    assert env.to_env_action(high).dtype == np.float32
+    np.testing.assert_allclose(env.to_env_action(high), 1.0)
+    plain = PianoMimeEnv("CMajorScaleOneHand")
+    np.testing.assert_allclose(plain.to_env_action(a), a.astype(np.float32))
+    assert [n for n, _, _ in plain.reward_terms] == list(plain.reward_term_names)

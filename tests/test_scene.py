@@ -83,3 +83,31 @@ def test_key_rest_geometry():
     )
     # Keys run along +y from A0 to C8.
     assert (np.diff(rest.center[:, 1]) > 0).all()
+
+
+def test_cache_key_follows_installed_versions(monkeypatch):
+    """A changed dependency (as installed, read at run time) selects a new cache file."""
+    from importlib import metadata
+
+    opts = dict(reduced_action_space=False, primitive_fingertip_collisions=False)
+    key = scene.cache_key(**opts)
+    assert key["versions"]["robopianist"] == metadata.version("robopianist")
+    assert key["versions"]["mujoco"] == metadata.version("mujoco")
+    assert key["versions"]["pianomime-env"] == metadata.version("pianomime-env")
+    before = scene.model_filename(**opts)
+    assert scene.model_filename(**opts) == before  # stable
+    real = metadata.version
+    for dist in ("robopianist", "mujoco", "dm_control", "pianomime-env"):
+        monkeypatch.setattr(
+            metadata, "version", lambda d, dist=dist: "0.0.0-other" if d == dist else real(d)
+        )
+        assert scene.model_filename(**opts) != before, dist
+    monkeypatch.setattr(metadata, "version", real)
+    assert (
+        scene.model_filename(reduced_action_space=True, primitive_fingertip_collisions=False)
+        != before
+    )
+    assert (
+        scene.model_filename(reduced_action_space=False, primitive_fingertip_collisions=True)
+        != before
+    )
