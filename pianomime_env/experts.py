@@ -1,0 +1,144 @@
+"""Experts for data collection: who plays each song while ``pianomime collect`` records it.
+
+An expert is a callable ``obs -> action`` (an action of the env's own action space) with an
+optional ``reset()`` called after every ``env.reset()``. :func:`make_expert` builds one by name:
+
+- ``"sight-reader"``: :class:`~pianomime_env.sightreader.SightReader`, no training. It is
+  deterministic: two episodes of one song differ only through what the seed changes (action
+  noise, ``randomize_hand_positions``), see ``docs/datasets.md``.
+- a checkpoint path: :func:`pianomime_env.policies.load_policy` (a per-song or multi-song policy).
+- ``"residual-ppo"`` / ``"residual-droq"``: trains a residual expert for that one song with
+  ``baselines/ppo.py`` / ``baselines/droq.py`` (a subprocess, ``--residual --save-model``, a
+  budget of ``expert_timesteps`` env steps), then loads the saved checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["RESIDUAL_EXPERTS", "Expert", "ExpertError", "expert_label", "make_expert"]
+
+#: Experts trained per song by a baseline script: name -> script in ``baselines/``.
+RESIDUAL_EXPERTS: dict[str, str] = {"residual-ppo": "ppo.py", "residual-droq": "droq.py"}
+_BASELINES = Path(__file__).resolve().parents[1] / "baselines"
+
+
+class ExpertError(RuntimeError):
+    """An expert could not be built (missing checkpoint, failed training run, ...)."""
+
+
+class Expert(Protocol):
+    def __call__(self, obs: Any) -> np.ndarray: ...
+
+
+def expert_label(expert: str) -> str:
+    """The expert's name as stored in the dataset: the name, or the checkpoint's absolute path."""
+    if expert in ("sight-reader", *RESIDUAL_EXPERTS):
+        return expert
+    return str(Path(expert).expanduser().resolve())
+
+
+def _load_checkpoint(path: Path, env: Any) -> Callable[[Any], np.ndarray]:
+    try:
+        from pianomime_env.policies import load_policy
+    except ImportError as e:
+        if getattr(e, "name", None) == "pianomime_env.policies":
+            raise ExpertError(
+                "checkpoint experts are not available yet: pianomime_env.policies (load_policy) "
+                "is not part of this version; use --expert sight-reader"
+            ) from None
+        raise
+    return load_policy(path, env)
+
+
+def _train_residual(
+    expert: str, song: str, env_kwargs: dict[str, Any], timesteps: int, work_dir: Path, seed: int
+) -> Path:
+    script = _BASELINES / RESIDUAL_EXPERTS[expert]
+    if not script.is_file():
+        raise ExpertError(
+            f"{expert} needs {script} (the baselines ship with the source tree, not the wheel)"
+        )
+    out = work_dir / "experts" / expert
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        str(script),
+        "--song",
+        song,
+        "--residual",
+        "--save-model",
+        "--total-timesteps",
+        str(int(timesteps)),
+        "--seed",
+        str(int(seed)),
+        "--out",
+        str(out),
+    ]
+    if not env_kwargs.get("trim_silence", True):
+        cmd.append("--no-trim-silence")
+    log = out / "train.log"
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ))
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise ExpertError(
+            f"{expert} training for {song} failed (exit {proc.returncode}; log {log}): "
+            + " | ".join(tail)
+        )
+    models = sorted(out.rglob("*.pt"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise ExpertError(f"{expert} training for {song} saved no checkpoint under {out}")
+    return models[-1]
+
+
+def make_expert(
+    expert: str,
+    env: Any,
+    *,
+    song: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    expert_timesteps: int = 100_000,
+    work_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> Expert:
+    """Builds the expert for ``env``'s song.
+
+    Args:
+        expert: ``"sight-reader"``, a checkpoint path, ``"residual-ppo"`` or ``"residual-droq"``.
+        env: the :class:`~pianomime_env.env.PianoMimeEnv` the expert will play.
+        song: the song argument of the env (residual experts train on it).
+        env_kwargs: the env's keyword arguments (residual experts train with the same ones).
+        expert_timesteps: training budget of a residual expert, env steps.
+        work_dir: where residual experts write their runs and checkpoints.
+        seed: training seed of a residual expert.
+
+    Raises:
+        ExpertError: unknown name, missing checkpoint, unavailable policies module, or a
+            failed training run.
+    """
+    if expert in ("sight-reader", "sightreader"):
+        from pianomime_env.sightreader import SightReader
+
+        return SightReader(env)
+    if expert in RESIDUAL_EXPERTS:
+        if song is None or work_dir is None:
+            raise ExpertError(f"{expert} needs the song and a work directory to train in")
+        path = _train_residual(
+            expert, song, dict(env_kwargs or {}), expert_timesteps, Path(work_dir), seed
+        )
+        return _load_checkpoint(path, env)
+    path = Path(expert).expanduser()
+    if not path.exists():
+        raise ExpertError(
+            f"unknown expert {expert!r}: use 'sight-reader', 'residual-ppo', 'residual-droq' or "
+            "the path of a checkpoint that exists"
+        )
+    return _load_checkpoint(path, env)
