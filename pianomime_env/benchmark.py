@@ -6,6 +6,7 @@ which is RoboPianist's), it times env steps per second of
 
 * ``ours``: ``gym.make("PianoMime-<song>-v0").unwrapped`` with the default reward terms
   (key_press, sustain, energy, forearm_collision);
+* ``ours_fast``: the same with ``fast_physics=True``;
 * ``ours_wrapped``: the same through ``gym.make``'s default wrappers (checker, order enforcing);
 * ``robopianist``: ``shimmy.DmControlCompatibilityV0(robopianist.suite.load(
   "RoboPianist-debug-<song>-v0", task_kwargs=...))`` with settings matched to ours
@@ -137,12 +138,12 @@ def _time_interleaved(steppers: dict, actions, chunk: int = 10) -> dict[str, flo
     return {key: len(actions) / elapsed[key] for key in keys}
 
 
-def _make_ours(song: str):
+def _make_ours(song: str, **kwargs: Any):
     import gymnasium as gym
 
     import pianomime_env  # noqa: F401  (registers the ids)
 
-    return gym.make(f"PianoMime-{song}-v0")
+    return gym.make(f"PianoMime-{song}-v0", **kwargs)
 
 
 def _make_peer(song: str):
@@ -198,89 +199,83 @@ def _vec_rate(vec_env, actions: np.ndarray) -> float:
 
 # -- step breakdown --------------------------------------------------------------------------
 
-
-class _Timed:
-    """Wraps a callable and accumulates its wall time; other attributes pass through."""
-
-    def __init__(self, fn, acc: dict[str, float], key: str) -> None:
-        self._fn, self._acc, self._key = fn, acc, key
-
-    def __call__(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self._fn(*args, **kwargs)
-        finally:
-            self._acc[self._key] = self._acc.get(self._key, 0.0) + time.perf_counter() - t0
-
-    def __getattr__(self, name):
-        return getattr(self._fn, name)
-
-
-class _TimedMujoco:
-    """Stands in for the ``mujoco`` module inside ``pianomime_env.env`` to time the physics."""
-
-    _PHYSICS = ("mj_step", "mj_step1", "mj_step2")
-
-    def __init__(self, module, acc: dict[str, float]) -> None:
-        self._module = module
-        for name in self._PHYSICS:
-            setattr(self, name, _Timed(getattr(module, name), acc, "physics (mj_step*)"))
-
-    def __getattr__(self, name):
-        return getattr(self._module, name)
+# Profiled functions whose cumulative time makes up a part of ``PianoMimeEnv.step``: (file
+# name, function name) -> part. Reward terms are their classes' ``__call__`` in rewards.py /
+# fingering.py, labelled by class.
+_STEP_PARTS = {
+    ("env.py", "_check_action"): "action check",
+    ("env.py", "_update_key_state"): "key state",
+    ("env.py", "_observation"): "observation",
+    ("metrics.py", "record"): "metrics recorder",
+}
+_PHYSICS_CALLS = ("mj_step", "mj_step1", "mj_step2")
 
 
 def step_breakdown(song: str, actions: np.ndarray) -> dict[str, float]:
     """Milliseconds per ``env.step`` spent in each part of the unwrapped env's step.
 
-    Wraps the env's pieces with timers (physics calls, action check, key state, each reward term,
-    episode recorder, observation); ``other`` is the rest of ``step`` (step context, info dict,
-    termination check). The timers add about a microsecond per wrapped call.
+    The env runs under :mod:`cProfile` (nothing in it is patched or reached into); each part is
+    the cumulative time of its function (physics = the ``mj_step*`` calls, each reward term its
+    ``__call__``), and ``other`` is the rest of ``step`` (step context, info, end check). The
+    profiler's own overhead is removed by scaling all parts to the step time of an un-profiled
+    run over the same actions.
     """
-    from pianomime_env import env as env_module
+    import cProfile
+    import pstats
 
-    env = _make_ours(song).unwrapped
-    acc: dict[str, float] = {}
-    original_mujoco = env_module.mujoco
-    env_module.mujoco = _TimedMujoco(original_mujoco, acc)
-    try:
-        for attr, key in (
-            ("_check_action", "action check"),
-            ("_update_key_state", "key state"),
-            ("_observation", "observation"),
-        ):
-            if hasattr(env, attr):
-                setattr(env, attr, _Timed(getattr(env, attr), acc, key))
-        if hasattr(env, "_recorder") and hasattr(env._recorder, "record"):
-            env._recorder.record = _Timed(env._recorder.record, acc, "metrics recorder")
-        if hasattr(env, "_terms"):
-            env._terms = [
-                (name, _Timed(term, acc, f"reward: {name}"), *rest)
-                for name, term, *rest in env._terms
-            ]
+    def run(env) -> float:
         env.reset(seed=0)
-        acc.clear()
-        total = 0.0
-        steps = 0
+        elapsed = 0.0
         t0 = time.perf_counter()
         for a in actions:
             _, _, terminated, truncated, _ = env.step(a.astype(np.float32))
-            steps += 1
             if terminated or truncated:
-                total += time.perf_counter() - t0
-                snapshot = dict(acc)
-                env.reset(seed=0)  # untimed: drop what reset added to the timers
-                acc.clear()
-                acc.update(snapshot)
+                elapsed += time.perf_counter() - t0
+                env.reset(seed=0)  # untimed
                 t0 = time.perf_counter()
-        total += time.perf_counter() - t0
-    finally:
-        env_module.mujoco = original_mujoco
-        env.close()
-    out = {k: 1e3 * v / steps for k, v in acc.items()}
-    out["other"] = 1e3 * total / steps - sum(out.values())
-    out["total"] = 1e3 * total / steps
+        return elapsed + time.perf_counter() - t0
+
+    env = _make_ours(song).unwrapped
+    plain_s = run(env)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run(env)
+    profiler.disable()
+    env.close()
+    stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    parts: dict[str, float] = {}
+    step_s = 0.0
+    for (file, line, name), (_, _, _, cumulative, _) in stats.items():
+        if file.endswith("env.py") and name == "step":
+            step_s += cumulative
+        elif name.startswith("<built-in method mujoco") and name.split(".")[-1].rstrip(">") in (
+            _PHYSICS_CALLS
+        ):
+            parts["physics (mj_step*)"] = parts.get("physics (mj_step*)", 0.0) + cumulative
+        elif (file.rsplit("/", 1)[-1], name) in _STEP_PARTS:
+            key = _STEP_PARTS[(file.rsplit("/", 1)[-1], name)]
+            parts[key] = parts.get(key, 0.0) + cumulative
+        elif name == "__call__" and file.endswith(("rewards.py", "fingering.py")):
+            owner = _class_at(file, line)
+            parts[f"reward: {owner}"] = parts.get(f"reward: {owner}", 0.0) + cumulative
+    scale = plain_s / step_s if step_s > 0 else 1.0
+    steps = len(actions)
+    out = {k: 1e3 * v * scale / steps for k, v in parts.items()}
+    out["total"] = 1e3 * plain_s / steps
+    out["other"] = max(out["total"] - sum(v for k, v in out.items() if k != "total"), 0.0)
     return out
+
+
+def _class_at(file: str, line: int) -> str:
+    """Name of the class whose body holds ``line`` of ``file`` (a term's ``__call__``)."""
+    try:
+        lines = Path(file).read_text().splitlines()[:line]
+    except OSError:
+        return Path(file).stem
+    for text in reversed(lines):
+        if text.startswith("class "):
+            return text[len("class ") :].split("(")[0].split(":")[0]
+    return Path(file).stem
 
 
 # -- start-up, in fresh subprocesses ---------------------------------------------------------
@@ -297,7 +292,7 @@ env = gym.make("PianoMime-{song}-v0")
 env.reset(seed=0)
 t2 = time.perf_counter()
 u = env.unwrapped
-acts = np.random.default_rng(0).uniform(u._act_low, u._act_high, ({steps}, u._act_low.size))
+acts = np.random.default_rng(0).uniform(u.action_low, u.action_high, ({steps}, u.action_low.size))
 for a in acts:
     _, _, term, trunc, _ = env.step(a.astype(np.float32))
     if term or trunc:
@@ -414,6 +409,7 @@ def _print_report(res: dict[str, Any]) -> None:
     rows = [
         ("mujoco", "raw mj_step(model, data, 10) per control step"),
         ("ours", "PianoMime env.unwrapped.step"),
+        ("ours_fast", "PianoMime, fast_physics=True"),
         ("ours_wrapped", "PianoMime gym.make(...) .step (default wrappers)"),
         ("robopianist", "RoboPianist suite.load + shimmy .step"),
     ]
@@ -424,6 +420,8 @@ def _print_report(res: dict[str, Any]) -> None:
     r = res["ratios"]
     print(f"  ours / mujoco      = {r['ours/mujoco']:.3f}   (target >= 0.9)")
     print(f"  ours / robopianist = {r['ours/robopianist']:.2f}x")
+    print(f"  fast / robopianist = {r['ours_fast/robopianist']:.2f}x   (target >= 2.5x)")
+    print(f"  fast / ours        = {r['ours_fast/ours']:.2f}x")
     print(f"  wrapped / ours     = {r['ours_wrapped/ours']:.3f}")
     if "vector" in res:
         v = res["vector"]
@@ -474,11 +472,6 @@ def run_benchmark(
         out: write the results as JSON to this path.
         startup: measure start-up costs in subprocesses (import, construction, RSS, cold build).
     """
-    import gymnasium as gym
-    import mujoco
-
-    from pianomime_env import scene as scene_lib
-
     if steps < 1 or runs < 1:
         raise ValueError("steps and runs must be >= 1")
     started = time.perf_counter()
@@ -493,84 +486,11 @@ def run_benchmark(
         "robopianist_task_kwargs": dict(_PEER_TASK_KWARGS),
     }
 
-    ours_wrapped = _make_ours(song)
-    ours = _make_ours(song).unwrapped
-    peer = _make_peer(song)
-    low, high = ours._act_low, ours._act_high
-    peer_space = peer.action_space
-    if peer_space.shape != low.shape or not (
-        np.allclose(peer_space.low, low, atol=1e-6)
-        and np.allclose(peer_space.high, high, atol=1e-6)
-    ):
-        raise RuntimeError("RoboPianist's action space differs from ours; the comparison is void")
-    actions = _actions(low, high, steps)
-
-    model = scene_lib.load_model()
-    index = scene_lib.SceneIndex.from_model(model)
-    scene_lib.configure_model(
-        model,
-        index,
-        physics_timestep=ours.model.opt.timestep,
-        gravity_compensation=False,
-        disable_hand_collisions=False,
-    )
-    data = mujoco.MjData(model)
-    n_substeps = ours._n_substeps
-
-    steppers = {
-        "ours": _gym_stepper(ours, np.float32),
-        "ours_wrapped": _gym_stepper(ours_wrapped, np.float32),
-        "robopianist": _gym_stepper(peer, peer_space.dtype),
-        "mujoco": _mujoco_stepper(model, data, n_substeps),
-    }
-    for step, reset in steppers.values():  # warm-up: caches, first-call costs
-        reset()
-        for a in actions[: min(20, steps)]:
-            step(a)
-    rates: dict[str, list[float]] = {k: [] for k in steppers}
-    for _ in range(runs):
-        for key, rate in _time_interleaved(steppers, actions).items():
-            rates[key].append(rate)
-    res["throughput"] = {k: {"median": _median(v), "runs": v} for k, v in rates.items()}
-
-    def ratio(a: str, b: str) -> float:
-        return _median([x / y for x, y in zip(rates[a], rates[b])])
-
-    res["ratios"] = {
-        "ours/mujoco": ratio("ours", "mujoco"),
-        "ours/robopianist": ratio("ours", "robopianist"),
-        "ours_wrapped/ours": ratio("ours_wrapped", "ours"),
-        "robopianist/mujoco": ratio("robopianist", "mujoco"),
-    }
-    ours_wrapped.close()
-    peer.close()
-
+    res.update(_throughput(song, steps, runs))
+    actions = res.pop("_actions")
     res["step_breakdown_ms"] = step_breakdown(song, actions)
-
     if vector:
-        vec = {}
-        envs = {
-            mode: gym.make_vec(
-                f"PianoMime-{song}-v0", num_envs=_NUM_VEC_ENVS, vectorization_mode=mode
-            )
-            for mode in ("sync", "async")
-        }
-        try:
-            for venv in envs.values():  # warm-up
-                _vec_rate(venv, actions[: min(20, steps)])
-            vrates: dict[str, list[float]] = {m: [] for m in envs}
-            for _ in range(runs):
-                for mode, venv in envs.items():
-                    vrates[mode].append(_vec_rate(venv, actions))
-        finally:
-            for venv in envs.values():
-                venv.close()
-        for mode, v in vrates.items():
-            vec[mode] = {"median": _median(v), "runs": v}
-        vec["async/sync"] = _median([a / s for a, s in zip(vrates["async"], vrates["sync"])])
-        vec["num_envs"] = _NUM_VEC_ENVS
-        res["vector"] = vec
-
+        res["vector"] = _vector_throughput(song, actions, runs)
     if startup:
         res["startup"] = _startup(song, runs)
         res["cold_build_s"] = _cold_build()
@@ -591,6 +511,94 @@ def run_benchmark(
         path.write_text(json.dumps(res, indent=2) + "\n")
         print(f"wrote {path}")
     return res
+
+
+def _throughput(song: str, steps: int, runs: int) -> dict[str, Any]:
+    """Interleaved steps/s of every contender over the same actions, and their ratios."""
+    import mujoco
+
+    from pianomime_env import scene as scene_lib
+
+    ours_wrapped = _make_ours(song)
+    ours = _make_ours(song).unwrapped
+    ours_fast = _make_ours(song, fast_physics=True).unwrapped
+    peer = _make_peer(song)
+    low, high = ours.action_low, ours.action_high
+    peer_space = peer.action_space
+    if peer_space.shape != low.shape or not (
+        np.allclose(peer_space.low, low, atol=1e-6)
+        and np.allclose(peer_space.high, high, atol=1e-6)
+    ):
+        raise RuntimeError("RoboPianist's action space differs from ours; the comparison is void")
+    actions = _actions(low, high, steps)
+
+    model = scene_lib.load_model()
+    index = scene_lib.SceneIndex.from_model(model)
+    scene_lib.configure_model(
+        model,
+        index,
+        physics_timestep=ours.physics_timestep,
+        gravity_compensation=False,
+        disable_hand_collisions=False,
+    )
+    data = mujoco.MjData(model)
+    steppers = {
+        "ours": _gym_stepper(ours, np.float32),
+        "ours_fast": _gym_stepper(ours_fast, np.float32),
+        "ours_wrapped": _gym_stepper(ours_wrapped, np.float32),
+        "robopianist": _gym_stepper(peer, peer_space.dtype),
+        "mujoco": _mujoco_stepper(model, data, ours.n_substeps),
+    }
+    for step, reset in steppers.values():  # warm-up: caches, first-call costs
+        reset()
+        for a in actions[: min(20, steps)]:
+            step(a)
+    rates: dict[str, list[float]] = {k: [] for k in steppers}
+    for _ in range(runs):
+        for key, rate in _time_interleaved(steppers, actions).items():
+            rates[key].append(rate)
+    ours_wrapped.close()
+    peer.close()
+
+    def ratio(a: str, b: str) -> float:
+        return _median([x / y for x, y in zip(rates[a], rates[b])])
+
+    return {
+        "_actions": actions,
+        "throughput": {k: {"median": _median(v), "runs": v} for k, v in rates.items()},
+        "ratios": {
+            "ours/mujoco": ratio("ours", "mujoco"),
+            "ours/robopianist": ratio("ours", "robopianist"),
+            "ours_fast/robopianist": ratio("ours_fast", "robopianist"),
+            "ours_fast/ours": ratio("ours_fast", "ours"),
+            "ours_wrapped/ours": ratio("ours_wrapped", "ours"),
+            "robopianist/mujoco": ratio("robopianist", "mujoco"),
+        },
+    }
+
+
+def _vector_throughput(song: str, actions: np.ndarray, runs: int) -> dict[str, Any]:
+    """Total env-steps/s of ``gym.make_vec`` with 2 envs, sync vs async."""
+    import gymnasium as gym
+
+    envs = {
+        mode: gym.make_vec(f"PianoMime-{song}-v0", num_envs=_NUM_VEC_ENVS, vectorization_mode=mode)
+        for mode in ("sync", "async")
+    }
+    try:
+        for venv in envs.values():  # warm-up
+            _vec_rate(venv, actions[:20])
+        vrates: dict[str, list[float]] = {m: [] for m in envs}
+        for _ in range(runs):
+            for mode, venv in envs.items():
+                vrates[mode].append(_vec_rate(venv, actions))
+    finally:
+        for venv in envs.values():
+            venv.close()
+    vec: dict[str, Any] = {mode: {"median": _median(v), "runs": v} for mode, v in vrates.items()}
+    vec["async/sync"] = _median([a / s for a, s in zip(vrates["async"], vrates["sync"])])
+    vec["num_envs"] = _NUM_VEC_ENVS
+    return vec
 
 
 def _nan_startup() -> dict[str, dict[str, float]]:
