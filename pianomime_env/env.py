@@ -641,6 +641,13 @@ class PianoMimeEnv(gym.Env, EzPickle):
         return self.data.site_xpos[self.index.fingertip_sites].copy()
 
     @property
+    def episode_context(self) -> rewards_lib.EpisodeContext:
+        """What reward terms got at ``reset`` (model, index, goal, fingering, demo, ...)."""
+        if self._needs_reset and self._t == 0:
+            raise RuntimeError("episode_context exists after reset()")
+        return self._episode
+
+    @property
     def key_state(self) -> np.ndarray:
         """(88,) float, key positions normalized to [0, 1] (1 = bottom), as in the observation."""
         return self._key_state.copy()

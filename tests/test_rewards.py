@@ -33,7 +33,7 @@ def make_ctx(env: PianoMimeEnv, **overrides) -> rewards.StepContext:
         actuator_force=np.zeros(44),
         actuator_velocity=np.zeros(44),
         data=env.data,
-        episode=env._episode,
+        episode=env.episode_context,
     )
     fields.update(overrides)
     return rewards.StepContext(**fields)
@@ -87,7 +87,7 @@ def test_energy_hand_computed(env):
 def test_forearm_collision_from_real_contacts(env):
     term = rewards.ForearmCollision()
     env.reset(seed=0)
-    term.reset(env._episode)
+    term.reset(env.episode_context)
     assert term(make_ctx(env)) == 0.5
     # Slide both forearms to the middle of the keyboard: they overlap.
     names = env.joint_names
