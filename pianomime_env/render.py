@@ -14,12 +14,16 @@ import weakref
 import mujoco
 import numpy as np
 
+from pianomime_env.media import CORRECT_COLOR, MISSED_COLOR, WRONG_COLOR
 from pianomime_env.scene import SceneIndex
 
 # Colour of a key while it is pressed; RoboPianist's.
 ACTIVATION_COLOR = np.array([0.2, 0.8, 0.2, 1.0], dtype=np.float32)
-# Geom rgba that lets the key's material colour show (MuJoCo's default rgba).
-_MATERIAL_RGBA = np.array([0.5, 0.5, 0.5, 1.0], dtype=np.float32)
+# With the goal known: pressed and wanted / wanted but up / pressed but unwanted (the piano
+# roll's colours).
+CORRECT_RGBA = np.array([*CORRECT_COLOR, 1.0], dtype=np.float32)
+MISSED_RGBA = np.array([*MISSED_COLOR, 1.0], dtype=np.float32)
+WRONG_RGBA = np.array([*WRONG_COLOR, 1.0], dtype=np.float32)
 
 
 def _gl_context_class():
@@ -99,12 +103,34 @@ class SceneRenderer:
         # Free GL resources before interpreter teardown unloads the EGL bindings.
         self._finalizer = weakref.finalize(self, _free, self._context, self._gl)
 
-    def render(self, data: mujoco.MjData, key_activation: np.ndarray) -> np.ndarray:
-        """One frame of ``data``'s state; keys with ``key_activation`` drawn green."""
+    def render(
+        self,
+        data: mujoco.MjData,
+        key_activation: np.ndarray,
+        goal_keys: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One (height, width, 3) uint8 frame of ``data``'s state.
+
+        Args:
+            data: the simulation state to draw.
+            key_activation: (88,) bool, keys pressed now.
+            goal_keys: optional (88,) goal row (> 0.5 = should be down). Without it pressed
+                keys are drawn green (RoboPianist's look); with it, pressed keys the goal wants
+                are green (``CORRECT_RGBA``), pressed keys it does not want red
+                (``WRONG_RGBA``), and wanted keys that are up blue (``MISSED_RGBA``).
+        """
         model = self._model
-        model.geom_rgba[self._index.key_geoms] = np.where(
-            key_activation[:, None], ACTIVATION_COLOR, self._key_rgba
-        )
+        pressed = np.asarray(key_activation, dtype=bool)[:, None]
+        if goal_keys is None:
+            rgba = np.where(pressed, ACTIVATION_COLOR, self._key_rgba)
+        else:
+            wanted = (np.asarray(goal_keys) > 0.5)[:, None]
+            rgba = np.where(
+                pressed,
+                np.where(wanted, CORRECT_RGBA, WRONG_RGBA),
+                np.where(wanted, MISSED_RGBA, self._key_rgba),
+            )
+        model.geom_rgba[self._index.key_geoms] = rgba
         self._gl.make_current()
         mujoco.mjv_updateScene(
             model, data, self._option, None, self._cam, mujoco.mjtCatBit.mjCAT_ALL, self._scene
