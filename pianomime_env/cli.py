@@ -3,6 +3,8 @@
 pianomime play <song id | name | MIDI path> --out DIR   # one episode: metrics.json + performance.mp4
 pianomime bench                                          # throughput vs RoboPianist and raw MuJoCo
 pianomime songs                                          # list the built-in songs
+pianomime collect --songs A B --episodes K --dataset ns/name-v0   # expert episodes -> Minari
+pianomime dataset info ns/name-v0                        # songs, episodes, F1 histogram, size
 """
 
 from __future__ import annotations
@@ -112,6 +114,65 @@ class DemoPlot:
     output: Annotated[Path, tyro.conf.arg(aliases=("-o",))] = Path("demo.png")
 
 
+@dataclass
+class Collect:
+    """Roll out an expert on songs into a Minari dataset, RP1M-style (needs the `datasets` extra)."""
+
+    songs: tuple[str, ...]
+    """Songs: built-in names, MIDI files or directories, `music21:<path>`, or a corpus query
+    `corpus:<collection>[:<glob>]` (training collections only: bach, essenFolksong, ...)."""
+    dataset: str
+    """Minari dataset id, `[namespace/]name-v<N>` (must not exist yet)."""
+    episodes: int = 10
+    """Episodes per song (per segment with --segment-steps)."""
+    expert: str = "sight-reader"
+    """`sight-reader` (no training), a checkpoint path, `residual-ppo` or `residual-droq`
+    (trains a residual expert per song with baselines/ppo.py or droq.py)."""
+    min_f1: float = 0.0
+    """Keep only episodes with F1 >= this (RP1M's quality filter)."""
+    noise: float = 0.0
+    """Gaussian action noise std in normalized action units; the clean expert action is stored
+    as the label (infos["expert_action"])."""
+    segment_steps: int | None = None
+    """Cut songs into segments of this many steps (RP1M: 550); default whole songs."""
+    randomize_hands: bool = False
+    """Shift both hands at reset by U(-5, 5) cm from the episode seed (the env's
+    randomize_hand_positions)."""
+    seed: int = 0
+    """Base seed of the episode seeds."""
+    expert_timesteps: int = 100_000
+    """Training budget (env steps) per song of residual-ppo / residual-droq."""
+    trim_silence: bool = True
+    """Drop the songs' leading and trailing silence."""
+    workers: int | None = None
+    """Local worker processes (default: the CPUs available); with --ray, the local Ray CPUs."""
+    ray: bool = False
+    """Run each song as a task on a local Ray instance (needs the `distributed` extra)."""
+    ray_address: str | None = None
+    """Connect to this Ray cluster (`auto`, `ray://host:10001`) instead."""
+    max_songs: int | None = None
+    """Use only the first N songs."""
+    work_dir: Path | None = None
+    """Shards of finished songs, for resuming (default: hidden in the Minari root)."""
+    restart: bool = False
+    """Discard an unfinished collection of this dataset instead of resuming it."""
+    keep_work_dir: bool = False
+    """Keep the shards after the dataset is written."""
+    summary: Path | None = None
+    """Also write the collection summary to this JSON file."""
+
+
+@dataclass
+class DatasetInfo:
+    """Songs, episodes, steps, F1 distribution (histogram PNG) and size of a Minari dataset."""
+
+    dataset: tyro.conf.Positional[str]
+    """Minari dataset id (in $MINARI_DATASETS_PATH, default ~/.minari/datasets)."""
+    histogram: Path | None = None
+    """F1 histogram PNG (default runs/dataset-info/<id>-f1.png)."""
+    format: Literal["text", "json"] = "text"
+
+
 def _song_arg(song: str) -> str:
     if song.startswith("PianoMime-") and song.endswith("-v0"):
         return song[len("PianoMime-") : -len("-v0")]
@@ -163,6 +224,83 @@ def run_songs(args: Songs) -> None:
         print(json.dumps(names))
     else:
         print("\n".join(names))
+
+
+def run_collect(args: Collect):
+    from pianomime_env.collect import collect, song_label
+
+    try:
+        summary = collect(
+            args.dataset,
+            args.songs,
+            episodes=args.episodes,
+            expert=args.expert,
+            min_f1=args.min_f1,
+            noise=args.noise,
+            segment_steps=args.segment_steps,
+            seed=args.seed,
+            expert_timesteps=args.expert_timesteps,
+            env_kwargs={
+                "trim_silence": args.trim_silence,
+                "randomize_hand_positions": args.randomize_hands,
+            },
+            workers=args.workers,
+            ray=args.ray,
+            ray_address=args.ray_address,
+            work_dir=args.work_dir,
+            restart=args.restart,
+            keep_work_dir=args.keep_work_dir,
+            max_songs=args.max_songs,
+        )
+    except FileExistsError as exc:
+        raise ValueError(f"{exc} (choose another id or version)") from None
+    import numpy as np
+
+    f1 = summary.f1_kept
+    print(
+        f"wrote {summary.dataset_id} ({summary.path}): {summary.episodes_kept} of "
+        f"{summary.episodes_rolled} episodes kept, {summary.steps} steps, "
+        f"mean F1 {np.mean(f1):.3f}, {summary.seconds:.1f} s"
+    )
+    if summary.failed:
+        print(f"skipped {len(summary.failed)} songs:")
+        for song, err in summary.failed.items():
+            print(f"  {song_label(song)}: {err}")
+    if args.summary is not None:
+        from dataclasses import asdict
+
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.summary.with_suffix(args.summary.suffix + ".tmp")
+        tmp.write_text(json.dumps(asdict(summary), indent=2))
+        os.replace(tmp, args.summary)
+    return summary
+
+
+def run_dataset_info(args: DatasetInfo) -> dict:
+    from pianomime_env.datasets import dataset_info
+
+    default = Path("runs/dataset-info") / (args.dataset.replace("/", "__") + "-f1.png")
+    hist = args.histogram or default
+    info = dataset_info(args.dataset, histogram=hist)
+    if args.format == "json":
+        print(json.dumps(info, indent=2))
+        return info
+    f1 = info["f1"]
+    print(f"{info['dataset_id']} ({info['path']})")
+    print(
+        f"  {info['songs']} songs, {info['episodes']} episodes, {info['steps']} steps, "
+        f"{info['size_bytes'] / 1e6:.1f} MB on disk ({info['bytes_per_step']:.0f} bytes/step)"
+    )
+    print(
+        f"  F1 mean {f1['mean']:.3f}, median {f1['median']:.3f}, min {f1['min']:.3f}, "
+        f"max {f1['max']:.3f}; experts: {', '.join(info['experts'])}"
+    )
+    for song, n in info["episodes_per_song"].items():
+        print(f"  {song}: {n} episodes")
+    if info["failed_songs"]:
+        print(f"  skipped at collection: {', '.join(info['failed_songs'])}")
+    print(f"wrote {info['histogram']}")
+    return info
 
 
 def _plot_demo(demo, path: Path) -> Path:
@@ -218,8 +356,14 @@ def main(argv: list[str] | None = None) -> None:
         )
         _run(lambda: run_demo(cmd))
         return
+    if argv[:1] == ["dataset"]:
+        cmd = tyro.extras.subcommand_cli_from_dict(
+            {"info": DatasetInfo}, args=argv[1:], prog="pianomime dataset"
+        )
+        _run(lambda: run_dataset_info(cmd))
+        return
     cmd = tyro.extras.subcommand_cli_from_dict(
-        {"play": Play, "bench": Bench, "songs": Songs},
+        {"play": Play, "bench": Bench, "songs": Songs, "collect": Collect},
         args=argv,
         prog="pianomime",
         description="Robot piano playing envs. Demonstrations: `pianomime demo --help` "
@@ -229,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
         _run(lambda: run_play(cmd))
     elif isinstance(cmd, Bench):
         _run(lambda: run_bench(cmd))
+    elif isinstance(cmd, Collect):
+        _run(lambda: run_collect(cmd))
     else:
         _run(lambda: run_songs(cmd))
 

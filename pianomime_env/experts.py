@@ -6,7 +6,8 @@ optional ``reset()`` called after every ``env.reset()``. :func:`make_expert` bui
 - ``"sight-reader"``: :class:`~pianomime_env.sightreader.SightReader`, no training. It is
   deterministic: two episodes of one song differ only through what the seed changes (action
   noise, ``randomize_hand_positions``), see ``docs/datasets.md``.
-- a checkpoint path: :func:`pianomime_env.policies.load_policy` (a per-song or multi-song policy).
+- a checkpoint path (``model.pt`` or a run directory): :func:`pianomime_env.policies.load_policy`
+  (a per-song or multi-song policy, plain or residual; needs the ``train`` extra).
 - ``"residual-ppo"`` / ``"residual-droq"``: trains a residual expert for that one song with
   ``baselines/ppo.py`` / ``baselines/droq.py`` (a subprocess, ``--residual --save-model``, a
   budget of ``expert_timesteps`` env steps), then loads the saved checkpoint.
@@ -14,6 +15,8 @@ optional ``reset()`` called after every ``env.reset()``. :func:`make_expert` bui
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +26,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["RESIDUAL_EXPERTS", "Expert", "ExpertError", "expert_label", "make_expert"]
+__all__ = [
+    "RESIDUAL_EXPERTS",
+    "Expert",
+    "ExpertError",
+    "expert_label",
+    "make_expert",
+    "train_residual_expert",
+]
 
 #: Experts trained per song by a baseline script: name -> script in ``baselines/``.
 RESIDUAL_EXPERTS: dict[str, str] = {"residual-ppo": "ppo.py", "residual-droq": "droq.py"}
@@ -46,57 +56,78 @@ def expert_label(expert: str) -> str:
 
 
 def _load_checkpoint(path: Path, env: Any) -> Callable[[Any], np.ndarray]:
-    try:
-        from pianomime_env.policies import load_policy
-    except ImportError as e:
-        if getattr(e, "name", None) == "pianomime_env.policies":
-            raise ExpertError(
-                "checkpoint experts are not available yet: pianomime_env.policies (load_policy) "
-                "is not part of this version; use --expert sight-reader"
-            ) from None
-        raise
+    from pianomime_env.policies import load_policy
+
     return load_policy(path, env)
 
 
-def _train_residual(
+def _trained_steps(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "summary.json").read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def train_residual_expert(
     expert: str, song: str, env_kwargs: dict[str, Any], timesteps: int, work_dir: Path, seed: int
 ) -> Path:
+    """Trains (or finishes training) a residual expert for one song; returns its ``model.pt``.
+
+    Runs ``baselines/<ppo|droq>.py --env-id PianoMime-v0 --env-kwargs '{"song": ...}'
+    --residual --save-model --total-timesteps <timesteps>`` in a subprocess, in
+    ``<work_dir>/experts/<expert>/<song hash>/`` (log in ``train.log`` there). A run that already
+    reached the budget is reused and an interrupted one is resumed (``--resume``), so an
+    interrupted collection does not retrain finished experts.
+    """
     script = _BASELINES / RESIDUAL_EXPERTS[expert]
     if not script.is_file():
         raise ExpertError(
             f"{expert} needs {script} (the baselines ship with the source tree, not the wheel)"
         )
-    out = work_dir / "experts" / expert
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        str(script),
-        "--song",
-        song,
-        "--residual",
-        "--save-model",
-        "--total-timesteps",
-        str(int(timesteps)),
-        "--seed",
-        str(int(seed)),
-        "--out",
-        str(out),
-    ]
-    if not env_kwargs.get("trim_silence", True):
-        cmd.append("--no-trim-silence")
-    log = out / "train.log"
-    with open(log, "w") as f:
+    run_dir = work_dir / "experts" / expert / hashlib.sha1(song.encode()).hexdigest()[:12]
+    model = run_dir / "model.pt"
+    if model.is_file() and _trained_steps(run_dir) >= timesteps:
+        return model
+    kwargs = {k: v for k, v in env_kwargs.items() if k != "trim_silence"}
+    kwargs["song"] = song
+    trim = "--trim-silence" if env_kwargs.get("trim_silence", True) else "--no-trim-silence"
+    common = ["--total-timesteps", str(int(timesteps)), "--no-progress"]
+    if (run_dir / "resume.pt").is_file():
+        cmd = [sys.executable, str(script), "--resume", str(run_dir), *common]
+    else:
+        cmd = [
+            sys.executable,
+            str(script),
+            "--env-id",
+            "PianoMime-v0",
+            "--env-kwargs",
+            json.dumps(kwargs),
+            trim,
+            "--residual",
+            "--save-model",
+            "--seed",
+            str(int(seed)),
+            "--eval-every",
+            "0",
+            "--run-dir",
+            str(run_dir),
+            *common,
+        ]
+        if expert == "residual-droq":
+            cmd.append("--no-save-buffer")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "train.log"
+    with open(log, "a") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ))
     if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         raise ExpertError(
             f"{expert} training for {song} failed (exit {proc.returncode}; log {log}): "
             + " | ".join(tail)
         )
-    models = sorted(out.rglob("*.pt"), key=lambda p: p.stat().st_mtime)
-    if not models:
-        raise ExpertError(f"{expert} training for {song} saved no checkpoint under {out}")
-    return models[-1]
+    if not model.is_file():
+        raise ExpertError(f"{expert} training for {song} saved no model.pt in {run_dir}")
+    return model
 
 
 def make_expert(
@@ -131,7 +162,7 @@ def make_expert(
     if expert in RESIDUAL_EXPERTS:
         if song is None or work_dir is None:
             raise ExpertError(f"{expert} needs the song and a work directory to train in")
-        path = _train_residual(
+        path = train_residual_expert(
             expert, song, dict(env_kwargs or {}), expert_timesteps, Path(work_dir), seed
         )
         return _load_checkpoint(path, env)
