@@ -66,3 +66,41 @@ def test_manual_corners_exact():
     np.testing.assert_allclose(
         cal.image_to_plane(corners), [[xb, y0], [xb, y1], [xf, y1], [xf, y0]], atol=1e-6
     )
+
+
+@pytest.mark.parametrize("camera", ["topdown", "back"])
+def test_project_points_agree_with_mujocos_renderer(camera):
+    """The pinhole projection against MuJoCo's own renderer: the pixel centroid of a black key's
+    top (never occluded, unlike white keys behind the black ones) in a segmentation image is
+    where project_points puts the top's centre."""
+    model = load_model()
+    index = SceneIndex.from_model(model)
+    for name in ("rh_shadow_hand/", "lh_shadow_hand/"):  # hands out of the way
+        b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+        model.body_pos[b, 2] += 3.0
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    from pianomime_env.render import resolve_camera
+
+    cid = resolve_camera(model, camera)
+    try:
+        renderer = mujoco.Renderer(model, H, W)
+    except Exception as exc:  # no offscreen GL on this machine
+        pytest.skip(f"no offscreen GL: {exc}")
+    renderer.enable_segmentation_rendering()
+    renderer.update_scene(data, camera=cid)
+    seg = renderer.render()
+    renderer.close()
+    is_geom = seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)
+    checked = 0
+    for key in np.flatnonzero(keyboard_layout().is_black):
+        g = index.key_geoms[key]
+        vs, us = np.nonzero(is_geom & (seg[..., 0] == g))
+        if us.size < 30 or us.min() == 0 or us.max() == W - 1 or vs.min() == 0 or vs.max() == H - 1:
+            continue  # too small, or cut by the frame
+        top = data.geom_xpos[g] + data.geom_xmat[g].reshape(3, 3) @ [0, 0, model.geom_size[g, 2]]
+        u, v = project_points(model, data, cid, W, H, top[None])[0]
+        # The centroid of the visible top face (pixel centres at +0.5).
+        assert abs(u - (us.mean() + 0.5)) < 3.0 and abs(v - (vs.mean() + 0.5)) < 3.0, (key, u, v)
+        checked += 1
+    assert checked >= 10
