@@ -313,10 +313,11 @@ def test_song_end_modes():
         PianoMimeEnv("CMajorScaleOneHand", song_end="stop")
 
 
-def test_instability_is_reported_every_time(recwarn):
+def test_instability_is_reported_every_time(recwarn, tmp_path, monkeypatch):
     """MuJoCo's silent state reset (mjWARN_BADQACC) shows in info and as a warning, each step."""
     from pianomime_env.env import PhysicsInstabilityWarning
 
+    monkeypatch.chdir(tmp_path)  # MuJoCo appends its warnings to ./MUJOCO_LOG.TXT
     env = PianoMimeEnv("CMajorScaleOneHand")
     env.reset(seed=0)
     _, _, _, _, info = env.step(env.action_space.sample())
