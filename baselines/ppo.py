@@ -128,6 +128,9 @@ class Args:
     """Use CUDA when available."""
     torch_threads: int = 1
     """torch CPU threads (1 leaves the cores to the envs)."""
+    max_wall_s: float = 0.0
+    """Stop (with a final checkpoint and evaluation) once this run has trained this many
+    seconds of wall time since it (re)started (0: no limit)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -492,7 +495,8 @@ def main(args: Args) -> dict:
         writer.add_scalar("losses/entropy", entropy.mean().item(), global_step)
         writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
         writer.add_scalar("losses/clipfrac", float(np.mean(clipfracs)), global_step)
-        done = iteration >= n_iterations or global_step >= args.total_timesteps
+        out_of_time = args.max_wall_s > 0 and time.perf_counter() - start >= args.max_wall_s
+        done = iteration >= n_iterations or global_step >= args.total_timesteps or out_of_time
         if done or (args.eval_every > 0 and global_step - last_eval >= args.eval_every):
             run_eval()
             last_eval = global_step
@@ -500,6 +504,8 @@ def main(args: Args) -> dict:
         if not done and global_step - last_ckpt >= args.checkpoint_every:
             checkpoint()
             last_ckpt = global_step
+        if out_of_time:
+            break
     bar.close()
     summary = checkpoint(final=True)
     writer.close()
