@@ -5,6 +5,7 @@ pianomime bench                                          # throughput vs RoboPia
 pianomime songs                                          # list the built-in songs
 pianomime collect --songs A B --episodes K --dataset ns/name-v0   # expert episodes -> Minari
 pianomime dataset info ns/name-v0                        # songs, episodes, F1 histogram, size
+pianomime demo {from-midi,from-video,build-hand-model,plot}  # demonstrations from a score / video
 """
 
 from __future__ import annotations
@@ -341,6 +342,16 @@ def run_demo(cmd) -> None:
         print(f"wrote {_plot_demo(demo, cmd.output.with_suffix('.png'))}")
 
 
+@dataclass
+class DemoGroup:
+    """Demonstrations: `pianomime demo {from-midi,from-video,build-hand-model,plot} --help`."""
+
+
+@dataclass
+class DatasetGroup:
+    """Datasets: `pianomime dataset info ID` (songs, episodes, F1 histogram, size on disk)."""
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["demo"]:
@@ -363,11 +374,18 @@ def main(argv: list[str] | None = None) -> None:
         _run(lambda: run_dataset_info(cmd))
         return
     cmd = tyro.extras.subcommand_cli_from_dict(
-        {"play": Play, "bench": Bench, "songs": Songs, "collect": Collect},
+        {
+            "play": Play,
+            "bench": Bench,
+            "songs": Songs,
+            "collect": Collect,
+            "demo": DemoGroup,
+            "dataset": DatasetGroup,
+        },
         args=argv,
         prog="pianomime",
-        description="Robot piano playing envs. Demonstrations: `pianomime demo --help` "
-        "(from-midi, from-video, build-hand-model, plot).",
+        description="Robot piano playing envs: play songs, benchmark, collect expert data, "
+        "make demonstrations. `pianomime <command> --help` for each.",
     )
     if isinstance(cmd, Play):
         _run(lambda: run_play(cmd))

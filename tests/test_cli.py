@@ -119,3 +119,14 @@ def test_play_keeps_every_note_of_a_two_track_midi(tmp_path, two_track_midi):
     # file-order cut would keep 0.5 s .. 3.0 s, 51 steps).
     assert result["steps"] == 76
     assert result["metrics"]["note_recall"] > 0
+
+
+def test_help_lists_every_subcommand():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    usage = proc.stdout.splitlines()[0]
+    for name in ("play", "bench", "songs", "collect", "demo", "dataset"):
+        assert name in usage, (name, usage)
+    for group, subs in (("demo", ("from-midi", "from-video", "plot")), ("dataset", ("info",))):
+        proc = run_cli(group, "--help")
+        assert proc.returncode == 0 and all(s in proc.stdout for s in subs), proc.stdout
