@@ -85,6 +85,23 @@ is down), ``physics_unstable`` (MuJoCo detected NaN/inf/huge accelerations in th
 issued, in every physics mode, so no one trains on a silently reset episode); at the end
 ``metrics``.
 
+## Controller API
+What a controller or wrapper (the sight-reader, ``ResidualIK``, a learned policy's wrapper) may
+use; nothing outside this module reads the env's underscore attributes.
+
+| member | what |
+|---|---|
+| ``action_low``, ``action_high`` | (A,) float64 bounds of the *absolute* action (joint targets, then sustain), read-only |
+| ``normalized_actions`` | whether ``step`` takes ``Box(-1, 1)`` actions |
+| ``action_from_normalized(a)``, ``action_to_normalized(a)`` | the linear map between ``[-1, 1]`` and ``[low, high]``, both ways |
+| ``to_env_action(absolute)`` | an absolute action as this env's ``step`` expects it (normalized or not), float32 |
+| ``key_activation``, ``key_state`` | (88,) keys pressed now (bool), key positions in [0, 1] |
+| ``played_keys``, ``sustain_activation``, ``fingertip_positions`` | (t, 88) key presses so far, pedal down now, (2, 5, 3) fingertips (m) |
+| ``t``, ``n_steps``, ``control_timestep``, ``physics_timestep``, ``n_substeps`` | time |
+| ``song``, ``trajectory``, ``demo``, ``episode_context`` | the score, its goal per step, the demonstration, what reward terms got at reset |
+| ``reward_terms``, ``observation_keys``, ``joint_names``, ``action_names`` | layouts |
+| ``model``, ``data``, ``index`` | the MuJoCo model and state and the scene's index arrays: **read only** (the env owns the simulation state) |
+
 ## Fast physics
 ``fast_physics=True`` simulates with a physics timestep of ``FAST_PHYSICS_TIMESTEP`` = 0.01 s
 (5 substeps per control step instead of 10), chosen by measurement so that the sight-reader's
