@@ -425,7 +425,7 @@ def collect(
         seed: base seed of the episode seeds (:func:`episode_seed`).
         expert_timesteps: training budget per song of ``residual-ppo`` / ``residual-droq``.
         env_kwargs: keyword arguments of the envs (JSON-serializable; stored in the env spec);
-            ``trim_silence`` defaults to True.
+            ``trim_silence`` defaults to True, ``randomize_hand_positions`` to False.
         workers: local pool size (default: the CPUs available); with Ray, the CPUs of the local
             Ray instance.
         ray: run each song as a task on a local Ray instance.
@@ -461,7 +461,9 @@ def collect(
     if segment_steps is not None and segment_steps < 1:
         raise ValueError(f"segment_steps must be >= 1, got {segment_steps!r}")
     parse_dataset_id(dataset_id)  # ValueError on a malformed id
-    env_kwargs = {"trim_silence": True, **(env_kwargs or {})}
+    # The two settings collect itself cares about are always explicit (same settings whether
+    # they came from the CLI or the API, so a resumed run matches).
+    env_kwargs = {"trim_silence": True, "randomize_hand_positions": False, **(env_kwargs or {})}
     try:
         json.dumps(env_kwargs)
     except TypeError as e:
