@@ -224,6 +224,12 @@ def detect_keyboard(
 ) -> KeyboardCalibration:
     """Finds the keyboard in an RGB (or grey) image and fits the image -> plane homography.
 
+    Stages: the white-key region, rotated so the keyboard runs horizontally
+    (:func:`_upright_white_region`); black-key blobs, the dark gaps bounded by white on both
+    sides (:func:`_black_key_blobs`); which side is the player's (:func:`_front_is_down`); the
+    blobs matched to the layout's black keys by the 2-3 pattern (:func:`_match_black_keys`);
+    and the homography from each matched key's back, centre and front (:func:`_fit_homography`).
+
     Args:
         image: (H, W, 3) uint8 RGB or (H, W) grey.
         layout: key geometry (default: the scene model's).
@@ -239,7 +245,29 @@ def detect_keyboard(
     img = np.asarray(image)
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img.astype(np.uint8)
     grey = cv2.GaussianBlur(grey, (3, 3), 0)
-    thr, white = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    rot, wr, valid = _upright_white_region(cv2, grey)
+    labels, stats, cents, blobs = _black_key_blobs(cv2, wr, valid, min_black_keys)
+    bx = np.array([cents[i][0] for i in blobs])
+    front_down = _front_is_down(cv2, wr, stats, blobs, bx)
+    order, sel, kmatch = _match_black_keys(bx, front_down, lay, center_key, min_black_keys)
+    black_idx = np.flatnonzero(lay.is_black)
+    hmat, rms = _fit_homography(
+        cv2, lay, rot, labels, [blobs[oi] for oi in order[sel]], kmatch, front_down
+    )
+    return KeyboardCalibration(
+        homography=np.asarray(hmat, dtype=np.float64),
+        plane_z=lay.black_top_z,
+        method="auto",
+        black_keys=black_idx[np.sort(kmatch)].astype(np.int64),
+        octave_ambiguous=bool(len(sel) < len(black_idx)),
+        rms_px=rms,
+    )
+
+
+def _upright_white_region(cv2: Any, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The largest bright region's long axis, and the white mask rotated to run horizontally:
+    (2x3 rotation, (h', w') bool white mask, (h', w') bool valid-pixel mask)."""
+    _, white = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     white = white > 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(white.view(np.uint8), connectivity=8)
     if n < 2:
@@ -248,7 +276,7 @@ def detect_keyboard(
     ys, xs = np.nonzero(labels == big)
     pts = np.stack([xs, ys], axis=1).astype(np.float64)
     centre = pts.mean(axis=0)
-    evals, evecs = np.linalg.eigh(np.cov((pts - centre).T))
+    _, evecs = np.linalg.eigh(np.cov((pts - centre).T))
     axis = evecs[:, 1]  # keyboard's long axis in the image
     angle = np.degrees(np.arctan2(axis[1], axis[0]))
     if angle > 90:
@@ -264,8 +292,15 @@ def detect_keyboard(
     rot[1, 2] += nh / 2 - h / 2
     wr = cv2.warpAffine(white.view(np.uint8) * 255, rot, (nw, nh), flags=cv2.INTER_NEAREST) > 0
     valid = cv2.warpAffine(np.full_like(grey, 255), rot, (nw, nh), flags=cv2.INTER_NEAREST) > 0
+    return rot, wr, valid
 
-    # Dark runs bounded by white on both sides, per row.
+
+def _black_key_blobs(
+    cv2: Any, wr: np.ndarray, valid: np.ndarray, min_black_keys: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """Dark runs bounded by white on both sides, per row, joined into tall blobs: (labels,
+    stats, centroids, blob labels sorted left to right)."""
+    nh, nw = wr.shape
     runs = []
     for r in range(nh):
         row = wr[r]
@@ -298,12 +333,18 @@ def detect_keyboard(
     heights = stats[blobs, cv2.CC_STAT_HEIGHT].astype(float)
     med_h = np.median(heights)
     blobs = [b for b, hh in zip(blobs, heights) if 0.5 * med_h <= hh <= 1.6 * med_h]
-    blobs = sorted(blobs, key=lambda i: cents[i][0])
-    bx = np.array([cents[i][0] for i in blobs])
-    # Front side: the white keys extend beyond the black keys towards the player.
+    return labels, stats, cents, sorted(blobs, key=lambda i: cents[i][0])
+
+
+def _front_is_down(
+    cv2: Any, wr: np.ndarray, stats: np.ndarray, blobs: list[int], bx: np.ndarray
+) -> bool:
+    """Whether the player's side is towards +v in the rotated image: the white keys extend
+    beyond the black keys towards the player."""
     top = np.array([stats[i, cv2.CC_STAT_TOP] for i in blobs])
-    bot = top + np.array([stats[i, cv2.CC_STAT_HEIGHT] for i in blobs])
-    ext = int(med_h)
+    heights = np.array([stats[i, cv2.CC_STAT_HEIGHT] for i in blobs])
+    bot = top + heights
+    ext = int(np.median(heights))
 
     def _frac(col: np.ndarray) -> float:
         return float(col.mean()) if col.size else np.nan
@@ -312,12 +353,22 @@ def detect_keyboard(
         [_frac(wr[max(t - ext, 0) : max(t - 1, 0), int(x)]) for t, x in zip(top, bx)]
     )
     below = np.nanmean([_frac(wr[b + 1 : b + ext, int(x)]) for b, x in zip(bot, bx)])
-    front_down = below > above  # front (player side) towards +v in the rotated image
+    return bool(below > above)
+
+
+def _match_black_keys(
+    bx: np.ndarray,
+    front_down: bool,
+    lay: KeyboardLayout,
+    center_key: int | None,
+    min_black_keys: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matches blob positions ``bx`` to the layout's black keys with a 1-D projective map
+    fitted to every 3-blob / 3-key seed; returns (order of the blobs by key position, the
+    matched entries of that order, their black-key indices)."""
+    black_y = lay.key_y[np.flatnonzero(lay.is_black)]
     # cross(front, ascending) < 0 in image coordinates: front (0, +1) -> ascending (+1, 0).
     ascending_right = front_down
-
-    black_idx = np.flatnonzero(lay.is_black)
-    black_y = lay.key_y[black_idx]
     s_obs = bx if ascending_right else -bx
     order = np.argsort(s_obs)
     s_sorted = s_obs[order]
@@ -354,20 +405,30 @@ def detect_keyboard(
             "the dark blobs do not follow the 2-3 black-key pattern; pass keyboard_corners="
         )
     _, sel, kmatch = best
-    n_match = len(sel)
-    ambiguous = n_match < nb
+    return order, sel, kmatch
 
-    # Per matched blob: back end, centre, front end along its own long axis, in the original image.
+
+def _fit_homography(
+    cv2: Any,
+    lay: KeyboardLayout,
+    rot: np.ndarray,
+    labels: np.ndarray,
+    matched_blobs: list[int],
+    kmatch: np.ndarray,
+    front_down: bool,
+) -> tuple[np.ndarray, float]:
+    """Image -> plane homography (RANSAC) from each matched blob's back end, centre and front
+    end along its own long axis, in the original image; returns (3x3, inlier RMS in px)."""
+    black_y = lay.key_y[np.flatnonzero(lay.is_black)]
     inv = cv2.invertAffineTransform(rot)
     img_pts, plane_pts = [], []
     (xb0, xb1) = lay.black_x
     xmid = 0.5 * (xb0 + xb1)
-    for oi, k in zip(order[sel], kmatch):
-        i = blobs[oi]
+    for i, k in zip(matched_blobs, kmatch):
         ys_, xs_ = np.nonzero(labels == i)
         q = np.stack([xs_, ys_], axis=1).astype(np.float64)
         c = q.mean(axis=0)
-        ev, evec = np.linalg.eigh(np.cov((q - c).T))
+        _, evec = np.linalg.eigh(np.cov((q - c).T))
         ax = evec[:, 1] if evec[1, 1] >= 0 else -evec[:, 1]  # pointing down (+v)
         t = (q - c) @ ax
         lo, hi = c + ax * t.min(), c + ax * t.max()
@@ -386,11 +447,4 @@ def detect_keyboard(
     reproj = ph[:, :2] / ph[:, 2:]
     inl = mask.ravel().astype(bool)
     rms = float(np.sqrt(np.mean(np.sum((reproj[inl] - img_pts[inl]) ** 2, axis=1))))
-    return KeyboardCalibration(
-        homography=np.asarray(hmat, dtype=np.float64),
-        plane_z=lay.black_top_z,
-        method="auto",
-        black_keys=black_idx[np.sort(kmatch)].astype(np.int64),
-        octave_ambiguous=bool(ambiguous),
-        rms_px=rms,
-    )
+    return hmat, rms
