@@ -395,6 +395,7 @@ def plot_f1_histogram(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -405,6 +406,7 @@ def plot_f1_histogram(
     if rejected:
         ax.hist(rejected, bins=bins, color="tab:gray", alpha=0.6, label="rejected (< min F1)")
         ax.legend()
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("episode F1")
     ax.set_ylabel("episodes")
     ax.set_title(title)
