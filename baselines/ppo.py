@@ -293,7 +293,10 @@ def main(args: Args) -> dict:
     rms = RunningMeanStd(obs_dim)
     ret_rms = RunningMeanStd(())
     batch_size = args.num_envs * args.num_steps
-    minibatch = batch_size // args.num_minibatches
+    if batch_size < 2 * args.num_minibatches:
+        raise SystemExit(
+            f"num_envs * num_steps = {batch_size} is too small for {args.num_minibatches} minibatches"
+        )
     n_iterations = max(1, -(-args.total_timesteps // batch_size))
     global_step, iteration, wall_before, evals = 0, 0, 0.0, []
     if resume_state is not None:
@@ -453,8 +456,7 @@ def main(args: Args) -> dict:
         clipfracs = []
         for _epoch in range(args.update_epochs):
             perm = torch.randperm(batch_size, device=device)
-            for s in range(0, batch_size, minibatch):
-                mb = perm[s : s + minibatch]
+            for mb in perm.tensor_split(args.num_minibatches):  # sizes differ by at most 1
                 _, newlogp, entropy, newv = agent.action_and_value(b_obs[mb], b_act[mb])
                 logratio = newlogp - b_logp[mb]
                 ratio = logratio.exp()
