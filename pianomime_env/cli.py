@@ -27,7 +27,8 @@ import tyro  # noqa: E402
 
 @dataclass
 class Play:
-    """Play one episode of a song and write DIR/metrics.json and DIR/performance.mp4."""
+    """Play one episode of a song; write DIR/metrics.json, DIR/pianoroll.png, DIR/performance.mp4
+    (with the sound of the keys played) and DIR/target.wav (the score's sound)."""
 
     song: tyro.conf.Positional[str]
     """A built-in song name (see `pianomime songs`), a gym id `PianoMime-<name>-v0`, or a MIDI path."""
@@ -37,10 +38,14 @@ class Play:
     """`sight-reader` (plans the score and plays it by IK, no training), `random`, `idle`, or a
     path to a trained checkpoint."""
     video: bool = True
-    """Write performance.mp4 (needs offscreen GL: EGL or OSMesa)."""
-    width: int = 640
-    height: int = 480
+    """Write performance.mp4 (needs offscreen GL: EGL or OSMesa); its sound needs the audio extra
+    and libfluidsynth3. Without them the metrics are still written and a note says what to add."""
+    width: int = 1024
+    """Video frame width in pixels (a multiple of 8)."""
+    height: int = 576
+    """Video frame height in pixels (a multiple of 8)."""
     camera: str = "back"
+    """Camera: back, closeup, left, right, egocentric or topdown."""
     seed: int = 0
     stretch: float = 1.0
     """Tempo factor (> 1 is slower)."""
