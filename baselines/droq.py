@@ -108,8 +108,8 @@ class Args:
     critic_layer_norm: bool = True
     """Layer norm in the critics (DroQ)."""
     eval_every: int = 10_000
-    """Evaluate the deterministic policy on the full song every this many env steps (0: only at
-    the end)."""
+    """Evaluate the deterministic policy on the full song every this many env steps (0: only
+    before training and at the end; -1: never, for throughput measurements)."""
     checkpoint_every: int = 10_000
     """Write replay.npz, resume.pt, model.pt and summary.json every this many env steps."""
     save_model: bool = True
@@ -495,7 +495,7 @@ def main(args: Args) -> dict:
 
     start = time.perf_counter()
     step0 = global_step
-    if not evals:
+    if not evals and args.eval_every >= 0:
         run_eval()  # the untrained policy (residual: about the sight-reader's own score)
     obs, _ = envs.reset(seed=args.seed + global_step)
     bar = tqdm(
@@ -544,11 +544,13 @@ def main(args: Args) -> dict:
             for k, v in losses.items():
                 writer.add_scalar(k, v, global_step)
             last_log = global_step
-            bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}")
-        if done or (args.eval_every > 0 and global_step - last_eval >= args.eval_every):
+            bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}" if evals else "-")
+        if (done and args.eval_every >= 0) or (
+            args.eval_every > 0 and global_step - last_eval >= args.eval_every
+        ):
             run_eval()
             last_eval = global_step
-            bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}")
+            bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}" if evals else "-")
         if not done and global_step - last_ckpt >= args.checkpoint_every:
             checkpoint()
             last_ckpt = global_step

@@ -111,8 +111,8 @@ class Args:
     norm_reward: bool = True
     """Scale rewards by the running std of the discounted return."""
     eval_every: int = 10_000
-    """Evaluate the deterministic policy on the full song every this many env steps (0: only at
-    the end)."""
+    """Evaluate the deterministic policy on the full song every this many env steps (0: only
+    before training and at the end; -1: never, for throughput measurements)."""
     checkpoint_every: int = 10_000
     """Write model.pt, resume.pt and summary.json every this many env steps (and at the end)."""
     save_model: bool = True
@@ -370,7 +370,7 @@ def main(args: Args) -> dict:
 
     start = time.perf_counter()
     step0 = global_step
-    if not evals:
+    if not evals and args.eval_every >= 0:
         run_eval()  # the untrained policy (residual: the sight-reader's own score)
     obs_buf = np.zeros((args.num_steps, args.num_envs, obs_dim), np.float32)
     act_buf = np.zeros((args.num_steps, args.num_envs, act_dim), np.float32)
@@ -499,10 +499,12 @@ def main(args: Args) -> dict:
         writer.add_scalar("losses/clipfrac", float(np.mean(clipfracs)), global_step)
         out_of_time = args.max_wall_s > 0 and time.perf_counter() - start >= args.max_wall_s
         done = iteration >= n_iterations or global_step >= args.total_timesteps or out_of_time
-        if done or (args.eval_every > 0 and global_step - last_eval >= args.eval_every):
+        if (done and args.eval_every >= 0) or (
+            args.eval_every > 0 and global_step - last_eval >= args.eval_every
+        ):
             run_eval()
             last_eval = global_step
-        bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}")
+        bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}" if evals else "-")
         if not done and global_step - last_ckpt >= args.checkpoint_every:
             checkpoint()
             last_ckpt = global_step
