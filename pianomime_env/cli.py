@@ -47,10 +47,12 @@ class Play:
     camera: str = "back"
     """Camera: back, closeup, left, right, egocentric or topdown."""
     seed: int = 0
+    """Reset seed of the env (and of the `random` policy)."""
     stretch: float = 1.0
     """Tempo factor (> 1 is slower)."""
     trim_silence: bool = True
-    """Drop the song's leading and trailing silence (silent steps inflate per-step F1)."""
+    """Drop the song's leading and trailing silence (silent steps inflate per-step F1); every
+    note of every track is kept."""
 
 
 @dataclass
