@@ -72,10 +72,19 @@ class SceneRenderer:
         index: the scene's index arrays.
         width, height: frame size in pixels.
         camera: camera name or id.
+        shadows: draw shadows and reflections (off by default: with software GL they cost ~8x
+            the render time of a frame).
     """
 
     def __init__(
-        self, model: mujoco.MjModel, index: SceneIndex, width: int, height: int, camera: str | int
+        self,
+        model: mujoco.MjModel,
+        index: SceneIndex,
+        width: int,
+        height: int,
+        camera: str | int,
+        *,
+        shadows: bool = False,
     ) -> None:
         self._model = model
         self._index = index
@@ -86,9 +95,9 @@ class SceneRenderer:
         self._gl = _gl_context_class()(self.width, self.height)
         self._gl.make_current()
         self._scene = mujoco.MjvScene(model, maxgeom=10000)
-        # Software GL draws shadows and reflections slowly (≈ 0.5 s vs ≈ 0.07 s a frame).
-        self._scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-        self._scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        # Software GL draws shadows and reflections slowly (≈ 8x the time of a frame).
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = bool(shadows)
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = bool(shadows)
         self._option = mujoco.MjvOption()
         self._cam = mujoco.MjvCamera()
         if self._camera == -1:
