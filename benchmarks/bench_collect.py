@@ -126,14 +126,16 @@ def main() -> None:
 
     print()
     print(
-        "| mode | workers | songs | episodes | env steps | wall (s) | episodes/h | steps/s | bytes/step |"
+        "| mode | workers | songs | episodes | env steps | wall (s) | episodes/h | steps/s "
+        "| steps per CPU-s | bytes/step | load avg |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        per_cpu = f"{r['steps_per_cpu_s']:.0f}" if r["steps_per_cpu_s"] else "n/a"
         print(
             f"| {r['mode']} | {r['workers']} | {r['songs']} | {r['episodes']} | {r['steps']} | "
             f"{r['wall_s']:.1f} | {r['episodes_per_hour']:.0f} | {r['steps_per_s']:.0f} | "
-            f"{r['bytes_per_step']:.0f} |"
+            f"{per_cpu} | {r['bytes_per_step']:.0f} | {r['load_before']:.1f} |"
         )
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
     single = [r for r in rows if r["mode"] == "inproc"]
