@@ -1,0 +1,639 @@
+"""Multi-song imitation policies (``baselines/bc.py``, ``baselines/diffusion_policy.py``):
+their observation features, imitation data from ``pianomime collect`` datasets, networks, and
+the loader behind ``load_policy`` / ``pianomime play --policy`` for their checkpoints.
+
+Observation features: the ``Dict`` observation flattened in the checkpoint's
+``observation_layout`` order; with a goal encoder the ``goal`` rows ``(L+1, 89)`` become
+``(L+1, 17)`` (each row's 16-d latent of :mod:`pianomime_env.goal_encoder` + its sustain
+column). A residual policy's observation is :class:`~pianomime_env.wrappers.ResidualIK`'s:
+the env's plus ``nominal_action`` (the sight-reader's absolute action) and
+``demo_fingertips``.
+
+Labels: a plain policy imitates the expert's action as the env's normalized action in
+[-1, 1]; a residual policy imitates ``(expert - nominal) / (residual_scale * range)`` on the
+joints, clipped to [-1, 1] (ResidualIK's action). Episodes of a dataset are replayed (seed,
+reset options, executed actions; exact, :mod:`pianomime_env.collect`) to compute the nominal.
+With the sight-reader as the expert the residual labels are all zero: the expert *is* the
+nominal, so residual imitation needs another expert (a residual RL policy) to learn anything.
+
+Checkpoints (:mod:`pianomime_env.policies` format, ``algorithm`` ``"bc"`` or
+``"diffusion-policy"``) add: ``actor = {"kind": "mlp" | "unet", "act_dim", "config",
+"state_dict"}``, ``obs_norm`` / ``action_norm`` (:class:`Normalizer` states), ``features``
+(``{"goal_encoder": state or None}``), ``horizons`` (``obs``, ``pred``, ``exec``) and, for the
+diffusion policy, ``diffusion`` (scheduler settings, DDIM inference steps).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from pianomime_env.policies import (
+    PolicyError,
+    build_mlp,
+    check_compatible,
+    observation_layout,
+    require_torch,
+    wrap_env,
+)
+
+__all__ = [
+    "BC_SIZES",
+    "GeneralistPolicy",
+    "ImitationData",
+    "Normalizer",
+    "build_actor",
+    "dataset_env",
+    "features",
+    "load_imitation_data",
+    "make_ddim",
+    "make_ddpm",
+    "residual_observation",
+    "sample_actions",
+]
+
+#: RP1M's BC sizes (its appendix B): name -> hidden layers.
+BC_SIZES: dict[str, tuple[int, ...]] = {
+    "3x256": (256, 256, 256),
+    "3x1024": (1024, 1024, 1024),
+    "6x4096": (4096,) * 6,
+}
+
+
+# -- features and normalization ----------------------------------------------------------------
+
+
+def features(
+    obs: Mapping[str, np.ndarray], layout: Sequence[Sequence[Any]], encoder: Any = None
+) -> np.ndarray:
+    """Flat features of a batch of ``Dict`` observations.
+
+    Args:
+        obs: key -> (N, *shape) arrays (or one observation: key -> shape).
+        layout: ``[[key, shape], ...]`` (the checkpoint's ``observation_layout``).
+        encoder: a goal autoencoder, or None for the raw goal.
+
+    Returns:
+        (N, F) float32 (or (F,) for one observation), keys in layout order.
+    """
+    from pianomime_env.goal_encoder import encode_goal
+
+    key0, shape0 = layout[0][0], tuple(layout[0][1])
+    single = np.asarray(obs[key0]).shape == shape0
+    parts = []
+    for key, shape in layout:
+        x = np.asarray(obs[key], np.float32)
+        if single:
+            x = x[None]
+        if x.shape[1:] != tuple(shape):
+            raise PolicyError(f"observation {key!r} has shape {x.shape[1:]}, expected {shape}")
+        if key == "goal" and encoder is not None:
+            x = encode_goal(encoder, x)
+        parts.append(x.reshape(len(x), -1))
+    out = np.concatenate(parts, axis=1)
+    return out[0] if single else out
+
+
+@dataclass
+class Normalizer:
+    """``(x - offset) / scale`` per dimension; ``kind`` ``"minmax"`` maps the data's range to
+    [-1, 1] (Diffusion Policy), ``"zscore"`` standardizes. Constant dimensions get scale 1."""
+
+    offset: np.ndarray
+    scale: np.ndarray
+    kind: str
+
+    @classmethod
+    def fit(cls, x: np.ndarray, kind: str = "minmax") -> Normalizer:
+        x = np.asarray(x, np.float64).reshape(-1, np.shape(x)[-1])
+        if kind == "minmax":
+            lo, hi = x.min(axis=0), x.max(axis=0)
+            offset, scale = (hi + lo) / 2, (hi - lo) / 2
+        elif kind == "zscore":
+            offset, scale = x.mean(axis=0), x.std(axis=0)
+        else:
+            raise ValueError(f"kind must be 'minmax' or 'zscore', got {kind!r}")
+        scale = np.where(scale < 1e-6, 1.0, scale)
+        return cls(offset.astype(np.float32), scale.astype(np.float32), kind)
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, np.float32) - self.offset) / self.scale).astype(np.float32)
+
+    def unnormalize(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, np.float32) * self.scale + self.offset).astype(np.float32)
+
+    def state(self) -> dict[str, Any]:
+        torch = require_torch()
+        return {
+            "offset": torch.from_numpy(self.offset.copy()),
+            "scale": torch.from_numpy(self.scale.copy()),
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Normalizer:
+        return cls(
+            np.asarray(state["offset"], np.float32),
+            np.asarray(state["scale"], np.float32),
+            str(state["kind"]),
+        )
+
+
+def residual_observation(
+    obs: Mapping[str, np.ndarray],
+    nominal: np.ndarray,
+    demo: Any,
+    t: int,
+    n_frames: int,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """ResidualIK's observation at step ``t``: ``obs`` plus ``nominal_action`` (absolute,
+    clipped into [low, high], float32) and ``demo_fingertips`` (n_frames, 30): frames
+    t+1..t+n_frames of the demonstration, clamped at its end."""
+    idx = np.minimum(np.arange(t + 1, t + 1 + n_frames), demo.n_steps - 1)
+    out = dict(obs)
+    out["nominal_action"] = np.clip(
+        np.asarray(nominal, np.float32), np.float32(low), np.float32(high)
+    ).astype(np.float32)
+    out["demo_fingertips"] = np.asarray(demo.fingertips[idx], np.float32).reshape(n_frames, 30)
+    return out
+
+
+# -- imitation data --------------------------------------------------------------------------
+
+
+def dataset_env(dataset: Any, song: str, env_kwargs: Mapping[str, Any] | None = None):
+    """A :class:`~pianomime_env.env.PianoMimeEnv` of ``song`` with the dataset's env arguments
+    (its spec's kwargs, the song replaced), overridden by ``env_kwargs``."""
+    from pianomime_env.env import PianoMimeEnv
+
+    spec = dataset.env_spec
+    kwargs = {k: v for k, v in dict(spec.kwargs or {}).items() if k != "song"}
+    kwargs.update(env_kwargs or {})
+    return PianoMimeEnv(song, **kwargs)
+
+
+@dataclass
+class ImitationData:
+    """Per-episode observations and labels of a dataset, ready for a policy.
+
+    Attributes:
+        observations: per episode, key -> (T, *shape) float32 (ResidualIK's keys if residual).
+        actions: per episode (T, A) float32 labels in [-1, 1] (normalized action or residual).
+        songs: per episode, the song argument (``song_source``).
+        layout: ``[[key, shape], ...]`` the policy's observation layout.
+        env_kwargs: the env arguments the policy was trained with (without the song).
+        steps: total steps.
+    """
+
+    observations: list[dict[str, np.ndarray]]
+    actions: list[np.ndarray]
+    songs: list[str]
+    layout: list[list[Any]]
+    env_kwargs: dict[str, Any]
+    steps: int
+
+
+def load_imitation_data(
+    dataset_id: str,
+    *,
+    wrapper: Mapping[str, Any] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    labels: str = "expert",
+    progress: bool = False,
+) -> ImitationData:
+    """Reads a ``pianomime collect`` dataset for imitation.
+
+    Args:
+        dataset_id: a Minari id of the local root (``$MINARI_DATASETS_PATH``).
+        wrapper: ``{"residual": False}`` or a residual configuration
+            (:func:`pianomime_env.policies.wrap_env`): episodes are then replayed to compute
+            the sight-reader's nominal and the residual labels.
+        env_kwargs: overrides of the dataset's env arguments for the policy's env; the dataset's
+            observation layout must match that env's (``ValueError`` naming the difference).
+        labels: ``"expert"`` (clean expert action) or ``"executed"`` (noise included).
+    """
+    from tqdm import tqdm
+
+    from pianomime_env.datasets import check_observation_layout, episode_metadata, load_dataset
+
+    wrapper = dict(wrapper or {"residual": False})
+    residual = bool(wrapper.get("residual", False))
+    ds = load_dataset(dataset_id)
+    meta = episode_metadata(ds)
+    envs: dict[str, Any] = {}
+    first = str(meta[0].get("song_source", ds.env_spec.kwargs.get("song")))
+    env = envs[first] = dataset_env(ds, first, env_kwargs)
+    check_observation_layout(ds, env)
+    kwargs = {k: v for k, v in dict(ds.env_spec.kwargs or {}).items() if k != "song"}
+    kwargs.update(env_kwargs or {})
+    layout = observation_layout(wrap_env(env, wrapper).observation_space)
+    keys = [k for k, _ in layout]
+    out_obs, out_act, songs = [], [], []
+    n_frames = int(wrapper.get("n_demo_frames", 4))
+    plans: dict[str, Any] = {}
+    for ep, m in tqdm(
+        zip(ds.iterate_episodes(), meta),
+        total=len(meta),
+        desc="loading episodes",
+        disable=not progress,
+        mininterval=2,
+    ):
+        song = str(m.get("song_source", first))
+        if song not in envs:
+            envs[song] = dataset_env(ds, song, env_kwargs)
+        env = envs[song]
+        if labels == "expert":
+            if "expert_action" not in (ep.infos or {}):
+                raise ValueError(f"episode {ep.id} has no infos['expert_action']")
+            lab = np.asarray(ep.infos["expert_action"][: len(ep.actions)], np.float64)
+        elif labels == "executed":
+            lab = np.asarray(ep.actions, np.float64)
+        else:
+            raise ValueError(f"labels must be 'expert' or 'executed', got {labels!r}")
+        absolute = env.action_from_normalized(lab) if env.normalized_actions else lab
+        n = len(lab)
+        obs = {k: np.asarray(ep.observations[k][:n], np.float32) for k in ds.observation_space}
+        if not residual:
+            out_act.append(np.clip(env.action_to_normalized(absolute), -1, 1).astype(np.float32))
+        else:
+            demo, reader = _plan(plans, env, song)
+            nominal = _replay_nominal(env, reader, ep, m, n, song)
+            low, high = np.asarray(env.action_low), np.asarray(env.action_high)
+            scale = float(wrapper["residual_scale"]) * (high[:-1] - low[:-1])
+            res = (absolute[:, :-1] - nominal[:, :-1]) / np.maximum(scale, 1e-12)
+            out_act.append(np.clip(res, -1, 1).astype(np.float32))
+            rows = [
+                residual_observation(
+                    {k: v[t] for k, v in obs.items()}, nominal[t], demo, t, n_frames, low, high
+                )
+                for t in range(n)
+            ]
+            obs = {k: np.stack([r[k] for r in rows]) for k in keys}
+        out_obs.append({k: obs[k] for k in keys})
+        songs.append(song)
+    for e in envs.values():
+        e.close()
+    return ImitationData(
+        observations=out_obs,
+        actions=out_act,
+        songs=songs,
+        layout=layout,
+        env_kwargs=kwargs,
+        steps=int(sum(len(a) for a in out_act)),
+    )
+
+
+def _plan(cache: dict[str, Any], env: Any, song: str) -> tuple[Any, Any]:
+    """The demonstration and sight-reader of a song (planned once per song)."""
+    if song not in cache:
+        from pianomime_env.demos import from_midi
+        from pianomime_env.sightreader import SightReader
+
+        demo = from_midi(env.trajectory, control_timestep=env.control_timestep, env=env)
+        cache[song] = (demo, SightReader(env, demo))
+    return cache[song]
+
+
+def _replay_nominal(
+    env: Any, reader: Any, ep: Any, meta: Mapping[str, Any], n: int, song: str
+) -> np.ndarray:
+    """Replays an episode (the seed and reset options of its metadata, its executed actions);
+    the sight-reader's absolute action at each of its n observations, (n, A) float64."""
+    opts = dict(meta.get("options") or {})
+    opts = {k: (int(v) if k == "start_step" else v) for k, v in opts.items()}
+    seed = meta.get("seed")
+    seed = None if seed is None else int(seed)
+    obs, _ = env.reset(seed=seed, options=opts)
+    reader.reset()
+    out = np.zeros((n, env.action_space.shape[0]))
+    for t in range(n):
+        if not np.allclose(obs["hand_joints"], ep.observations["hand_joints"][t], atol=1e-4):
+            raise ValueError(
+                f"episode {ep.id} ({song}) does not replay: hand_joints differ at step {t} "
+                "(dataset written with other env arguments or versions?)"
+            )
+        a = np.asarray(reader(obs), np.float64)
+        out[t] = env.action_from_normalized(a) if env.normalized_actions else a
+        obs, *_ = env.step(np.asarray(ep.actions[t], np.float32))
+    return out
+
+
+# -- networks --------------------------------------------------------------------------------
+
+
+def _unet_class():
+    torch = require_torch()
+    nn = torch.nn
+
+    class SinusoidalPosEmb(nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.dim = dim
+
+        def forward(self, t):
+            half = self.dim // 2
+            freqs = torch.exp(-math.log(10000) * torch.arange(half, device=t.device) / (half - 1))
+            x = t.float()[:, None] * freqs[None]
+            return torch.cat([x.sin(), x.cos()], dim=-1)
+
+    class Conv1dBlock(nn.Module):
+        def __init__(self, c_in: int, c_out: int, k: int, groups: int) -> None:
+            super().__init__()
+            self.block = nn.Sequential(
+                nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.GroupNorm(groups, c_out), nn.Mish()
+            )
+
+        def forward(self, x):
+            return self.block(x)
+
+    class FiLMResBlock(nn.Module):
+        """Two conv blocks; the condition sets a per-channel scale and bias (FiLM) between."""
+
+        def __init__(self, c_in: int, c_out: int, cond_dim: int, k: int, groups: int) -> None:
+            super().__init__()
+            self.b1 = Conv1dBlock(c_in, c_out, k, groups)
+            self.b2 = Conv1dBlock(c_out, c_out, k, groups)
+            self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
+            self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+        def forward(self, x, cond):
+            h = self.b1(x)
+            scale, bias = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
+            return self.b2(scale * h + bias) + self.skip(x)
+
+    class TemporalUnet(nn.Module):
+        """Chi et al.'s ConditionalUnet1D: (B, T, A) noisy actions, (B,) diffusion steps and a
+        (B, G) global condition (the projected observations) -> (B, T, A) predicted noise."""
+
+        def __init__(
+            self,
+            act_dim: int,
+            cond_in: int,
+            down_dims: Sequence[int] = (64, 128, 256),
+            kernel_size: int = 5,
+            n_groups: int = 8,
+            step_embed: int = 64,
+            obs_embed: int = 256,
+        ) -> None:
+            super().__init__()
+            self.obs_proj = nn.Sequential(nn.Linear(cond_in, obs_embed), nn.Mish())
+            self.step_enc = nn.Sequential(
+                SinusoidalPosEmb(step_embed),
+                nn.Linear(step_embed, 4 * step_embed),
+                nn.Mish(),
+                nn.Linear(4 * step_embed, step_embed),
+            )
+            cond = step_embed + obs_embed
+            dims = [act_dim, *down_dims]
+            pairs = list(zip(dims[:-1], dims[1:]))
+            self.down = nn.ModuleList()
+            for i, (a, b) in enumerate(pairs):
+                last = i == len(pairs) - 1
+                self.down.append(
+                    nn.ModuleList(
+                        [
+                            FiLMResBlock(a, b, cond, kernel_size, n_groups),
+                            FiLMResBlock(b, b, cond, kernel_size, n_groups),
+                            nn.Conv1d(b, b, 3, 2, 1) if not last else nn.Identity(),
+                        ]
+                    )
+                )
+            d = down_dims[-1]
+            self.mid = nn.ModuleList(
+                [FiLMResBlock(d, d, cond, kernel_size, n_groups) for _ in range(2)]
+            )
+            self.up = nn.ModuleList()
+            for a, b in reversed(pairs[1:]):  # every level up doubles the horizon again
+                self.up.append(
+                    nn.ModuleList(
+                        [
+                            FiLMResBlock(2 * b, a, cond, kernel_size, n_groups),
+                            FiLMResBlock(a, a, cond, kernel_size, n_groups),
+                            nn.ConvTranspose1d(a, a, 4, 2, 1),
+                        ]
+                    )
+                )
+            self.final = nn.Sequential(
+                Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
+                nn.Conv1d(down_dims[0], act_dim, 1),
+            )
+
+        def forward(self, sample, timestep, obs_cond):
+            x = sample.transpose(1, 2)  # (B, A, T)
+            if not torch.is_tensor(timestep) or timestep.ndim == 0:
+                timestep = torch.full((x.shape[0],), int(timestep), device=x.device)
+            cond = torch.cat([self.step_enc(timestep), self.obs_proj(obs_cond)], dim=-1)
+            skips = []
+            for r1, r2, down in self.down:
+                x = r2(r1(x, cond), cond)
+                skips.append(x)
+                x = down(x)
+            for r in self.mid:
+                x = r(x, cond)
+            for r1, r2, up in self.up:
+                x = torch.cat([x, skips.pop()], dim=1)
+                x = up(r2(r1(x, cond), cond))
+            return self.final(x).transpose(1, 2)
+
+    return TemporalUnet
+
+
+def build_actor(kind: str, config: Mapping[str, Any]):
+    """The network of a checkpoint's ``actor``: ``"mlp"`` (``in_dim``, ``hidden``, ``out_dim``,
+    ``activation``; :func:`pianomime_env.policies.build_mlp`) or ``"unet"`` (``act_dim``,
+    ``cond_in``, ``down_dims``, ``kernel_size``, ``n_groups``, ``step_embed``, ``obs_embed``)."""
+    if kind == "mlp":
+        return build_mlp(
+            int(config["in_dim"]),
+            [int(h) for h in config["hidden"]],
+            int(config["out_dim"]),
+            str(config.get("activation", "gelu")),
+        )
+    if kind == "unet":
+        c = dict(config)
+        c["down_dims"] = tuple(int(d) for d in c["down_dims"])
+        return _unet_class()(**c)
+    raise PolicyError(f"unknown actor kind {kind!r} (expected 'mlp' or 'unet')")
+
+
+def _require_diffusers():
+    try:
+        import diffusers
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "the diffusion policy needs diffusers: pip install -e '.[train]' (the train extra)"
+        ) from exc
+    return diffusers
+
+
+def make_ddpm(settings: Mapping[str, Any]):
+    """diffusers' ``DDPMScheduler`` for training (settings: ``num_train_timesteps``,
+    ``beta_schedule``, ``clip_sample``, ``prediction_type``)."""
+    d = _require_diffusers()
+    return d.DDPMScheduler(
+        num_train_timesteps=int(settings["num_train_timesteps"]),
+        beta_schedule=str(settings["beta_schedule"]),
+        clip_sample=bool(settings["clip_sample"]),
+        prediction_type=str(settings["prediction_type"]),
+    )
+
+
+def make_ddim(settings: Mapping[str, Any]):
+    """diffusers' ``DDIMScheduler`` with the same noise schedule, for inference."""
+    d = _require_diffusers()
+    return d.DDIMScheduler(
+        num_train_timesteps=int(settings["num_train_timesteps"]),
+        beta_schedule=str(settings["beta_schedule"]),
+        clip_sample=bool(settings["clip_sample"]),
+        prediction_type=str(settings["prediction_type"]),
+    )
+
+
+def sample_actions(
+    model: Any, scheduler: Any, cond: Any, horizon: int, act_dim: int, steps: int, generator=None
+):
+    """Denoises Gaussian noise into (B, horizon, act_dim) normalized actions with ``steps``
+    scheduler steps, conditioned on ``cond`` (B, cond_in)."""
+    torch = require_torch()
+    x = torch.randn((cond.shape[0], horizon, act_dim), generator=generator)
+    scheduler.set_timesteps(int(steps))
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            eps = model(x, t, cond)
+            x = scheduler.step(eps, t, x, generator=generator).prev_sample
+    return x
+
+
+# -- the loaded policy ------------------------------------------------------------------------
+
+
+class GeneralistPolicy:
+    """``obs -> action`` for a ``bc`` / ``diffusion-policy`` checkpoint on ``env`` (a plain
+    :class:`~pianomime_env.env.PianoMimeEnv`, ``Dict`` observations, either action mode).
+
+    Residual checkpoints rebuild ResidualIK's observation around the sight-reader (demo planned
+    from ``env``'s song). The diffusion policy plans ``pred`` actions from the last ``obs``
+    observations and executes the first ``exec`` of them before planning again (receding
+    horizon; an action queue). Call :meth:`reset` after every ``env.reset()``. Deterministic:
+    the diffusion noise comes from a generator reseeded at every reset.
+    """
+
+    def __init__(self, ckpt: Mapping[str, Any], env: Any) -> None:
+        torch = require_torch()
+        self._torch = torch
+        self.checkpoint = ckpt
+        self.env = env
+        u = env.unwrapped
+        if not isinstance(env.observation_space, spaces.Dict):
+            raise PolicyError(
+                "load_policy needs an env with Dict observations (flatten=False); this one has "
+                f"{env.observation_space}"
+            )
+        self.wrapper = dict(ckpt["wrapper"])
+        self.residual = bool(self.wrapper.get("residual", False))
+        obs_space = env.observation_space
+        if self.residual:
+            if self.wrapper.get("nominal", "sight-reader") != "sight-reader":
+                raise PolicyError("residual generalists use the sight-reader nominal only")
+            from pianomime_env.sightreader import SightReader
+
+            wrapped = wrap_env(env, self.wrapper)
+            obs_space = wrapped.observation_space
+            self.demo = wrapped.demo
+            self.reader = SightReader(u, self.demo)
+            self.n_frames = int(self.wrapper.get("n_demo_frames", 4))
+        check_compatible(ckpt, env, obs_space)
+        self.layout = [[k, list(s)] for k, s in ckpt["observation_layout"]]
+        self.low, self.high = np.asarray(u.action_low), np.asarray(u.action_high)
+        enc = ckpt["features"].get("goal_encoder")
+        if enc is not None:
+            from pianomime_env.goal_encoder import goal_autoencoder_from_state
+
+            self.encoder = goal_autoencoder_from_state(enc)
+        else:
+            self.encoder = None
+        a = ckpt["actor"]
+        self.kind = str(a["kind"])
+        self.act_dim = int(a["act_dim"])
+        self.model = build_actor(self.kind, a["config"])
+        self.model.load_state_dict(a["state_dict"])
+        self.model.eval()
+        self.obs_norm = Normalizer.from_state(ckpt["obs_norm"])
+        self.action_norm = (
+            Normalizer.from_state(ckpt["action_norm"]) if ckpt.get("action_norm") else None
+        )
+        h = ckpt.get("horizons") or {"obs": 1, "pred": 1, "exec": 1}
+        self.obs_horizon, self.pred_horizon = int(h["obs"]), int(h["pred"])
+        self.exec_horizon = int(h["exec"])
+        self.diffusion = ckpt.get("diffusion")
+        if self.kind == "unet":
+            self.scheduler = make_ddim(self.diffusion["scheduler"])
+        self.history: deque[np.ndarray] = deque(maxlen=self.obs_horizon)
+        self.queue: deque[np.ndarray] = deque()
+        self.generator = torch.Generator().manual_seed(int(ckpt.get("seed", 0)))
+        self.last_observation: dict[str, Any] | None = None
+
+    def reset(self) -> None:
+        """Clears the observation history and the action queue (and resets the nominal)."""
+        self.history.clear()
+        self.queue.clear()
+        self.generator.manual_seed(int(self.checkpoint.get("seed", 0)))
+        if self.residual:
+            self.reader.reset()
+
+    def network_actions(self, feats: np.ndarray) -> np.ndarray:
+        """Policy outputs in [-1, 1] for the current features (F,): (1, A) for the MLP, the
+        (exec, A) actions to execute next for the diffusion policy."""
+        torch = self._torch
+        if self.kind == "mlp":
+            x = torch.as_tensor(self.obs_norm.normalize(feats)[None])
+            with torch.no_grad():
+                out = self.model(x)[:, : self.act_dim].clamp(-1.0, 1.0).numpy()
+            return out.astype(np.float64)
+        while len(self.history) < self.obs_horizon:
+            self.history.appendleft(self.history[0] if self.history else feats)
+        cond = self.obs_norm.normalize(np.stack(self.history)).reshape(1, -1)
+        x = sample_actions(
+            self.model,
+            self.scheduler,
+            torch.as_tensor(cond),
+            self.pred_horizon,
+            self.act_dim,
+            int(self.diffusion["inference_steps"]),
+            self.generator,
+        )[0].numpy()
+        x = np.clip(x, -1.0, 1.0)
+        if self.action_norm is not None:
+            x = self.action_norm.unnormalize(x)
+        return np.clip(x[: self.exec_horizon], -1.0, 1.0).astype(np.float64)
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        u = self.env.unwrapped
+        nominal = None
+        if self.residual:
+            nominal = np.asarray(self.reader(obs), np.float64)
+            if u.normalized_actions:
+                nominal = u.action_from_normalized(nominal)
+            obs = residual_observation(
+                obs, nominal, self.demo, int(u.t), self.n_frames, self.low, self.high
+            )
+        self.last_observation = obs
+        feats = features(obs, self.layout, self.encoder)
+        self.history.append(feats)
+        if not self.queue:
+            self.queue.extend(self.network_actions(feats))
+        a = self.queue.popleft()
+        if not self.residual:
+            return u.to_env_action(np.clip(u.action_from_normalized(a), self.low, self.high))
+        nu = self.low.size - 1
+        out = nominal.copy()
+        out[:nu] += a[:nu] * float(self.wrapper["residual_scale"]) * (self.high - self.low)[:nu]
+        return u.to_env_action(np.clip(out, self.low, self.high))
