@@ -34,6 +34,7 @@ from gymnasium import spaces
 __all__ = [
     "FORMAT",
     "VERSION",
+    "POLICY_LOADERS",
     "PolicyError",
     "RunningMeanStd",
     "build_mlp",
@@ -47,6 +48,12 @@ __all__ = [
 
 FORMAT = "pianomime-policy"
 VERSION = 1
+#: Checkpoints whose network is not the MLP actor above: ``algorithm -> "module:callable"``;
+#: :func:`load_policy` returns ``callable(checkpoint, env)`` for them (imported on demand).
+POLICY_LOADERS: dict[str, str] = {
+    "bc": "pianomime_env.generalist:GeneralistPolicy",
+    "diffusion-policy": "pianomime_env.generalist:GeneralistPolicy",
+}
 # Env constructor arguments that change what a policy sees or commands; they must match.
 MATTERING_KWARGS = (
     "n_steps_lookahead",
@@ -370,4 +377,10 @@ def load_policy(path: str | os.PathLike, env) -> Callable[[Any], np.ndarray]:
     and ``ImportError`` naming the ``train`` extra without torch.
     """
     ckpt = load_checkpoint(path)
+    loader = POLICY_LOADERS.get(str(ckpt.get("algorithm")))
+    if loader is not None:
+        import importlib
+
+        module, _, name = loader.partition(":")
+        return getattr(importlib.import_module(module), name)(ckpt, env)
     return LoadedPolicy(ckpt, env)
