@@ -3,6 +3,7 @@
     .venv/bin/python baselines/evaluate.py --songs CMajorScaleOneHand TwinkleTwinkleLittleStar
     .venv/bin/python baselines/evaluate.py --suite builtin --policy sight-reader --out runs/eval
     .venv/bin/python baselines/evaluate.py --suite heldout     # chorales + folk tunes never tuned on
+    .venv/bin/python baselines/evaluate.py --songs TwinkleTwinkleRousseau --policy runs/<run>/model.pt
 
 Songs are built-in names, MIDI paths or ``music21:<corpus path>`` (corpus extra). Writes
 ``results.json`` and ``results.md`` (a Markdown table with the command line) to ``--out``.
@@ -43,7 +44,8 @@ class Args:
     suite: Literal["builtin", "heldout", "all"] = "builtin"
     """builtin: RoboPianist's 8 songs; heldout: HELDOUT_SONGS; all: both."""
     policy: str = "sight-reader"
-    """sight-reader, random, idle, or a checkpoint path (see `pianomime play --help`)."""
+    """sight-reader, random, idle, or a checkpoint (a model.pt of baselines/ppo.py or droq.py, or
+    its run directory; loaded by pianomime_env.policies.load_policy)."""
     max_seconds: float = 30.0
     """Play at most this much of each song (0 = whole song); keeps corpus pieces short."""
     trim_silence: bool = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,9 @@ class Args:
     """A built-in song that is also a RoboPianist debug env."""
     contenders: tuple[str, ...] = CONTENDERS
     """Which to run: ppo, ppo-residual, droq-residual, sb3-robopianist."""
+    repeats: int = 1
+    """Rounds; each round runs every contender once (round-robin, so slow phases of a shared
+    machine hit all of them); the median env steps/s is reported."""
     step_cost: bool = True
     """Also measure ms per env step of the plain env and of ResidualIK (zero residual)."""
     out: Path | None = None
@@ -168,13 +172,18 @@ def main(args: Args) -> dict:
         ),
         "sb3-robopianist": lambda: _sb3(args.song, args.steps),
     }
-    for name in args.contenders:
-        load0 = os.getloadavg()[0]
-        print(f"{name}: running ...", flush=True)
-        r = runs[name]()
-        r["loadavg_1min"] = [load0, os.getloadavg()[0]]
-        results["contenders"][name] = r
-        print(f"{name}: {r['sps']:.1f} env steps/s ({r['global_step']} steps, {r['wall_s']:.1f} s)")
+    for rnd in range(args.repeats):
+        for name in args.contenders:
+            load0 = os.getloadavg()[0]
+            print(f"{name} (round {rnd + 1}/{args.repeats}): running ...", flush=True)
+            r = runs[name]()
+            r["loadavg_1min"] = [load0, os.getloadavg()[0]]
+            entry = results["contenders"].setdefault(name, {"runs": []})
+            entry["runs"].append(r)
+            entry["sps"] = statistics.median(x["sps"] for x in entry["runs"])
+            print(
+                f"{name}: {r['sps']:.1f} env steps/s ({r['global_step']} steps, {r['wall_s']:.1f} s)"
+            )
     c = results["contenders"]
     if "sb3-robopianist" in c:
         for name in ("ppo", "ppo-residual"):

@@ -152,19 +152,6 @@ def evaluate_checkpoint(path: Path, out: Path) -> dict:
     return json.loads((out / "results.json").read_text())["rows"][0]
 
 
-def test_ppo_plain_trains_and_plays(tmp_path):
-    pytest.importorskip("torch")
-    summary = train_tiny("ppo.py", tmp_path / "run")
-    played = play_checkpoint(tmp_path / "run" / "model.pt", tmp_path / "play")
-    # The training evaluation and `pianomime play` run the same deterministic episode.
-    assert played["metrics"]["f1"] == pytest.approx(summary["eval"]["f1"])
-    # TensorBoard scalars the issue names.
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    tags = EventAccumulator(str(tmp_path / "run")).Reload().Tags()["scalars"]
-    assert {"eval/f1", "eval/note_f1", "charts/SPS", "losses/value_loss"} <= set(tags)
-
-
 def test_ppo_residual_checkpoint_evaluates(tmp_path):
     pytest.importorskip("torch")
     summary = train_tiny("ppo.py", tmp_path / "run", "--residual")
@@ -182,20 +169,14 @@ def test_droq_residual_trains_and_plays(tmp_path):
     assert (tmp_path / "run" / "replay.npz").is_file()
 
 
-def test_droq_plain_checkpoint_evaluates(tmp_path):
-    pytest.importorskip("torch")
-    summary = train_tiny("droq.py", tmp_path / "run")
-    row = evaluate_checkpoint(tmp_path / "run" / "model.pt", tmp_path / "eval")
-    assert row["f1"] == pytest.approx(summary["eval"]["f1"])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["ppo.py", "droq.py"])
-def test_killed_run_resumes_to_the_same_weights(tmp_path, script):
-    """SIGKILL a real run after a checkpoint, resume it, and compare with an uninterrupted run of
-    the same length: with one env and checkpoints at episode ends (151 steps) the restarted
-    episode is the one the uninterrupted run plays, so equal weights mean nothing was lost
-    (weights, optimizer, normalization, RNG, step counter, DroQ's replay buffer)."""
+def test_killed_plain_run_resumes_to_the_same_weights(tmp_path, script):
+    """SIGKILL a real (plain, from-scratch) run after a checkpoint, resume it, and compare with an
+    uninterrupted run of the same length: with one env and checkpoints at episode ends (151
+    steps) the restarted episode is the one the uninterrupted run plays, so equal weights mean
+    nothing was lost (weights, optimizer, normalization, RNG, step counter, DroQ's replay
+    buffer). Then the resumed checkpoint is loaded by `pianomime play` / evaluate.py."""
     torch = pytest.importorskip("torch")
     common = [
         "--env-id",
@@ -257,3 +238,20 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, script):
     assert ra[key]["state"][0]["step"] == rb[key]["state"][0]["step"]
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["evals"][0]["global_step"] == 0  # history from before the kill kept
+    assert summary["final"] and summary["global_step"] == at_kill + 151
+    if script == "ppo.py":
+        played = play_checkpoint(killed / "model.pt", tmp_path / "play")
+        # The training evaluation and `pianomime play` run the same deterministic episode.
+        assert played["metrics"]["f1"] == pytest.approx(summary["eval"]["f1"])
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        tags = set(EventAccumulator(str(killed)).Reload().Tags()["scalars"])
+        assert {"eval/f1", "eval/note_f1", "charts/SPS", "losses/value_loss"} <= tags
+        sys.path.insert(0, str(ROOT / "baselines"))
+        from plot_curves import Args as PlotArgs
+        from plot_curves import main as plot
+
+        assert plot(PlotArgs(runs=[killed, straight], out=tmp_path / "c.png")).stat().st_size > 0
+    else:
+        row = evaluate_checkpoint(killed / "model.pt", tmp_path / "eval")
+        assert row["f1"] == pytest.approx(summary["eval"]["f1"])
