@@ -70,7 +70,8 @@ def play(
 
     Files: ``metrics.json``; ``pianoroll.png``; with ``video``, ``performance.mp4`` (one frame
     per control step plus the reset frame, pressed keys green when the score wants them and red
-    when not, wanted keys that are up blue) with, when ``audio``, the synthesized sound of the
+    when not, wanted keys that are up blue, a legend and the time written on frames at least 480
+    pixels wide) with, when ``audio``, the synthesized sound of the
     keys actually pressed; with ``audio``, ``target.wav`` (the score, aligned with the video's
     audio track) and, without ``video``, ``performance.wav``.
 
@@ -125,8 +126,14 @@ def play(
         if hasattr(act, "reset"):
             act.reset()
         no_keys = np.zeros(88)
+
+        def frame(goal: np.ndarray) -> np.ndarray:
+            seconds = env.t * env.control_timestep
+            caption = f"{env.song.name}   {seconds:6.2f} s   step {env.t}/{env.n_steps}"
+            return renderer.render(env.data, env.key_activation, goal, legend=True, caption=caption)
+
         if video:
-            writer.append(renderer.render(env.data, env.key_activation, no_keys))
+            writer.append(frame(no_keys))
         sustain = [False]  # the reset row: nothing sounds yet
         total_reward, info = 0.0, {}
         start = time.perf_counter()
@@ -136,8 +143,7 @@ def play(
             total_reward += reward
             sustain.append(env.sustain_activation)
             if video:
-                goal = env.trajectory.keys[env.t - 1]
-                writer.append(renderer.render(env.data, env.key_activation, goal))
+                writer.append(frame(env.trajectory.keys[env.t - 1]))
             if terminated or truncated:
                 break
         elapsed = time.perf_counter() - start

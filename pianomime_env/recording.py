@@ -194,8 +194,7 @@ class RecordPerformance(gym.Wrapper):
             base = self.env.unwrapped
             self._sustain.append(base.sustain_activation)
             if self._writer is not None:
-                goal = base.trajectory.keys[base.t - 1]
-                self._writer.append(self._renderer.render(base.data, base.key_activation, goal))
+                self._writer.append(self._frame(base.trajectory.keys[base.t - 1]))
             if terminated or truncated:
                 info = dict(info)
                 info["recording"] = self._finish(info.get("metrics"))
@@ -237,7 +236,15 @@ class RecordPerformance(gym.Wrapper):
         self._writer = media.VideoWriter(
             self._stem().with_suffix(".mp4"), fps=1.0 / base.control_timestep
         )
-        self._writer.append(self._renderer.render(base.data, base.key_activation, np.zeros(88)))
+        self._writer.append(self._frame(np.zeros(88)))
+
+    def _frame(self, goal: np.ndarray) -> np.ndarray:
+        base = self.env.unwrapped
+        seconds = base.t * base.control_timestep
+        caption = f"{base.song.name}   episode {self.episode_id}   {seconds:6.2f} s"
+        return self._renderer.render(
+            base.data, base.key_activation, goal, legend=True, caption=caption
+        )
 
     def _finish(self, metrics: Mapping[str, float] | None = None) -> dict[str, Any]:
         base = self.env.unwrapped

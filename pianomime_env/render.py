@@ -117,6 +117,9 @@ class SceneRenderer:
         data: mujoco.MjData,
         key_activation: np.ndarray,
         goal_keys: np.ndarray | None = None,
+        *,
+        legend: bool = False,
+        caption: str = "",
     ) -> np.ndarray:
         """One (height, width, 3) uint8 frame of ``data``'s state.
 
@@ -127,6 +130,9 @@ class SceneRenderer:
                 keys are drawn green (RoboPianist's look); with it, pressed keys the goal wants
                 are green (``CORRECT_RGBA``), pressed keys it does not want red
                 (``WRONG_RGBA``), and wanted keys that are up blue (``MISSED_RGBA``).
+            legend: write what the three colours mean, in their colours, top left.
+            caption: a line of text at the bottom left (e.g. the song and the time).
+                Frames narrower than 480 pixels get neither (the text would cover them).
         """
         model = self._model
         pressed = np.asarray(key_activation, dtype=bool)[:, None]
@@ -145,10 +151,28 @@ class SceneRenderer:
             model, data, self._option, None, self._cam, mujoco.mjtCatBit.mjCAT_ALL, self._scene
         )
         mujoco.mjr_render(self._rect, self._scene, self._context)
+        if (legend or caption) and self.width >= 480:
+            self._draw_text(legend, caption)
         frame = np.empty((self.height, self.width, 3), dtype=np.uint8)
         mujoco.mjr_readPixels(frame, None, self._rect, self._context)
         model.geom_rgba[self._index.key_geoms] = self._key_rgba
         return np.flipud(frame).copy()
+
+    def _draw_text(self, legend: bool, caption: str) -> None:
+        line = 1.5 * 16 * 1.5 / self.height  # line height (fraction of the frame); font scale 150
+        margin_x, margin_y = 12 / self.width, 8 / self.height
+        font = mujoco.mjtFont.mjFONT_NORMAL
+        if legend:
+            entries = (
+                ("green: pressed, as the score asks", CORRECT_RGBA),
+                ("red: pressed, not in the score", WRONG_RGBA),
+                ("blue: in the score, not pressed", MISSED_RGBA),
+            )
+            for i, (text, rgba) in enumerate(entries):
+                y = 1.0 - margin_y - (i + 1) * line
+                mujoco.mjr_text(font, text, self._context, margin_x, y, *map(float, rgba[:3]))
+        if caption:
+            mujoco.mjr_text(font, caption, self._context, margin_x, margin_y, 0.9, 0.9, 0.9)
 
     def close(self) -> None:
         self._finalizer()

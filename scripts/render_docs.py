@@ -252,7 +252,11 @@ def render_pictures(
         n_down = int(env.key_activation.sum())
         if n_down > best:  # the frame with the most keys down
             goal = env.trajectory.keys[env.t - 1]
-            best, frame = n_down, renderer.render(env.data, env.key_activation, goal)
+            caption = f"{PICTURE_SONG}   {env.t * env.control_timestep:.2f} s"
+            frame = renderer.render(
+                env.data, env.key_activation, goal, legend=True, caption=caption
+            )
+            best = n_down
         if terminated or truncated:
             break
     renderer.close()
