@@ -21,6 +21,12 @@ def mkdocs() -> str:
     return str(exe)
 
 
+def copy_site_sources(dest: Path) -> None:
+    shutil.copytree(ROOT / "docs", dest / "docs")
+    shutil.copytree(ROOT / "scripts", dest / "scripts")
+    shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+
+
 def test_site_builds_in_strict_mode(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     site = tmp_path / "site"
@@ -39,8 +45,7 @@ def test_site_builds_in_strict_mode(tmp_path):
 
 def test_strict_mode_catches_a_broken_link(tmp_path):
     """The check above can fail: a copy of the docs with one broken link does not build."""
-    shutil.copytree(ROOT / "docs", tmp_path / "docs")
-    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    copy_site_sources(tmp_path)
     with open(tmp_path / "docs" / "quickstart.md", "a") as f:
         f.write("\nSee [the missing page](no-such-page.md).\n")
     proc = subprocess.run(
@@ -51,6 +56,22 @@ def test_strict_mode_catches_a_broken_link(tmp_path):
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert proc.returncode != 0 and "no-such-page.md" in proc.stdout + proc.stderr
+
+
+def test_generated_pages_come_from_the_code(tmp_path):
+    """Even a stale docs/env.md is built from the env's docstring (scripts/docs_hooks.py)."""
+    copy_site_sources(tmp_path)
+    (tmp_path / "docs" / "env.md").write_text("# A stale page\n")
+    proc = subprocess.run(
+        [mkdocs(), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    html = (tmp_path / "site" / "env" / "index.html").read_text()
+    assert "A stale page" not in html and "PianoMimeEnv reference" in html
 
 
 def test_every_page_is_in_the_nav_and_pictures_are_small():
