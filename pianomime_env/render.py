@@ -105,8 +105,17 @@ class SceneRenderer:
         else:
             self._cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
             self._cam.fixedcamid = self._camera
-        self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        try:
+            self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
+            mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        except Exception as exc:  # mujoco.FatalError: the GL context did not come up
+            self._gl.free()
+            backend = os.environ.get("MUJOCO_GL") or "the default backend"
+            raise RuntimeError(
+                f"offscreen rendering could not start with MUJOCO_GL={backend} ({exc}). On a "
+                "machine without a display use MUJOCO_GL=egl (Debian/Ubuntu: libegl1) or "
+                "MUJOCO_GL=osmesa (libosmesa6)."
+            ) from exc
         self._rect = mujoco.MjrRect(0, 0, self.width, self.height)
         self._key_rgba = model.geom_rgba[index.key_geoms].copy()
         # Free GL resources before interpreter teardown unloads the EGL bindings.

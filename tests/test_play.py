@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -52,14 +53,14 @@ def test_play_without_video_writes_both_sounds(tmp_path, tiny_midi):
     assert np.abs(target).max() > 0.5 and len(target) == len(played)
 
 
-def _run_play_with(prelude: str, song, out) -> subprocess.CompletedProcess:
+def _run_play_with(prelude: str, song, out, env=None) -> subprocess.CompletedProcess:
     code = (
         prelude
         + "\nfrom pianomime_env import cli\n"
         + f"cli.main(['play', {str(song)!r}, '--out', {str(out)!r}, '--policy', 'idle',"
         + " '--width', '64', '--height', '48'])\n"
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
 
 
 def test_play_without_the_media_extras_still_scores(tmp_path, tiny_midi):
@@ -87,3 +88,20 @@ def test_play_without_the_fluidsynth_library_writes_a_silent_video(tmp_path, tin
     info = media.probe_media(tmp_path / "performance.mp4")
     assert info["video"] is not None and info["audio"] is None
     assert not (tmp_path / "target.wav").exists()
+
+
+def test_play_without_offscreen_gl_writes_sound_and_says_why(tmp_path, tiny_midi):
+    # GLFW needs a display: on a headless machine no GL context comes up.
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MUJOCO_GL"] = "glfw"
+    tmp_path = tmp_path / "out"
+    proc = _run_play_with("", tiny_midi, tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "no video: offscreen rendering could not start" in proc.stderr
+    assert "MUJOCO_GL=egl" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metrics.json",
+        "performance.wav",
+        "pianoroll.png",
+        "target.wav",
+    ]
