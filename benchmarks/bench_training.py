@@ -10,7 +10,9 @@ loop only (env stepping, normalization, gradient updates; not imports or env con
 scripts are run with ``--eval-every -1`` (no evaluation episodes). The PPO settings are the same
 for ours and the peer: rollouts of 1024 steps per env, minibatch 256, 10 epochs, MLP 2x256,
 normalized observations and rewards, 1 torch thread. The load average before and after each
-contender is recorded: on a shared machine the numbers move with the other jobs.
+contender is recorded: on a shared machine the numbers move with the other jobs. Less sensitive
+to them: CPU-ms per env step (CPU time of the process tree, minus that of a 0-step run of the
+same contender for start-up and teardown).
 
 Also measured (no learning): ms per env step of the plain env and of ``ResidualIK`` with a
 zero residual (env + sight-reader), which bounds the residual learner's throughput.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,10 +85,21 @@ class Args:
     repeats: int = 1
     """Rounds; each round runs every contender once (round-robin, so slow phases of a shared
     machine hit all of them); the median env steps/s is reported."""
+    cpu: bool = True
+    """Also report CPU-ms per env step (CPU time of the run minus that of a 0-step run)."""
     step_cost: bool = True
     """Also measure ms per env step of the plain env and of ResidualIK (zero residual)."""
     out: Path | None = None
     """Write the results as JSON here."""
+
+
+def _run(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float]:
+    """Runs ``cmd``; returns it and the CPU seconds (user + system) of it and its children."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc, cpu
 
 
 def _ours(script: str, song: str, steps: int, *extra: str) -> dict:
@@ -106,19 +120,26 @@ def _ours(script: str, song: str, steps: int, *extra: str) -> dict:
             tmp,
             *extra,
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        proc, cpu = _run(cmd)
         if proc.returncode != 0:
             raise RuntimeError(f"{script} failed: {proc.stderr[-2000:]}")
         s = json.loads((Path(tmp) / "summary.json").read_text())
-    return {"global_step": s["global_step"], "wall_s": s["wall_s"], "sps": s["sps"], "cmd": cmd}
+    return {
+        "global_step": s["global_step"],
+        "wall_s": s["wall_s"],
+        "sps": s["sps"],
+        "cpu_s": cpu,
+        "cmd": cmd,
+    }
 
 
 def _sb3(song: str, steps: int, n_envs: int = 2) -> dict:
     cmd = [sys.executable, "-c", SB3_CHILD, song, str(steps), str(n_envs)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc, cpu = _run(cmd)
     if proc.returncode != 0:
         raise RuntimeError(f"SB3 peer failed: {proc.stderr[-2000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["cpu_s"] = cpu
     out["cmd"] = ["stable-baselines3 PPO (SB3_CHILD in this file)", song, str(steps), str(n_envs)]
     return out
 
@@ -163,20 +184,18 @@ def main(args: Args) -> dict:
         "contenders": {},
     }
     runs = {
-        "ppo": lambda: _ours("ppo.py", args.song, args.steps, "--num-envs", "2"),
-        "ppo-residual": lambda: _ours(
-            "ppo.py", args.song, args.steps, "--num-envs", "2", "--residual"
+        "ppo": lambda n: _ours("ppo.py", args.song, n, "--num-envs", "2"),
+        "ppo-residual": lambda n: _ours("ppo.py", args.song, n, "--num-envs", "2", "--residual"),
+        "droq-residual": lambda n: _ours(
+            "droq.py", args.song, n, "--residual", "--learning-starts", "256"
         ),
-        "droq-residual": lambda: _ours(
-            "droq.py", args.song, args.droq_steps, "--residual", "--learning-starts", "256"
-        ),
-        "sb3-robopianist": lambda: _sb3(args.song, args.steps),
+        "sb3-robopianist": lambda n: _sb3(args.song, n),
     }
     for rnd in range(args.repeats):
         for name in args.contenders:
             load0 = os.getloadavg()[0]
             print(f"{name} (round {rnd + 1}/{args.repeats}): running ...", flush=True)
-            r = runs[name]()
+            r = runs[name](args.droq_steps if name.startswith("droq") else args.steps)
             r["loadavg_1min"] = [load0, os.getloadavg()[0]]
             entry = results["contenders"].setdefault(name, {"runs": []})
             entry["runs"].append(r)
@@ -185,6 +204,14 @@ def main(args: Args) -> dict:
                 f"{name}: {r['sps']:.1f} env steps/s ({r['global_step']} steps, {r['wall_s']:.1f} s)"
             )
     c = results["contenders"]
+    if args.cpu:  # CPU time is far less sensitive to other jobs than wall time
+        for name in args.contenders:
+            base = runs[name](0)  # start-up and teardown only
+            n = c[name]["runs"][0]["global_step"]
+            used = statistics.median(x["cpu_s"] for x in c[name]["runs"])
+            c[name]["startup_cpu_s"] = base["cpu_s"]
+            c[name]["cpu_ms_per_step"] = 1e3 * (used - base["cpu_s"]) / n
+            print(f"{name}: {c[name]['cpu_ms_per_step']:.2f} CPU-ms per env step")
     if "sb3-robopianist" in c:
         for name in ("ppo", "ppo-residual"):
             if name in c:
