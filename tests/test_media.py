@@ -107,6 +107,9 @@ def test_video_with_audio_streams_last_the_same(tmp_path):
     loud = decoded[int(0.1 * rate) : int(0.4 * rate)]
     quiet = decoded[int(0.8 * rate) : int(1.4 * rate)]
     assert np.sqrt(np.mean(loud**2)) > 0.2 and np.abs(quiet).max() < 0.01
+    # In sync: the tone's end lands where it was written (AAC's priming is compensated).
+    end = np.flatnonzero(np.abs(decoded) > 0.05)[-1] / rate
+    assert abs(end - 0.5) < 0.01, end
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]  # no temporaries
 
 
