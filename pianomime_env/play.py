@@ -116,6 +116,10 @@ def play(
             except audio_lib.AudioUnavailableError as exc:
                 audio = False
                 note(f"no sound: {exc}")
+        if video:
+            from pianomime_env.render import resolve_camera
+
+            resolve_camera(env.model, camera)  # a bad name fails here, before any file is made
         out.mkdir(parents=True, exist_ok=True)
         if video:
             renderer, writer = _open_video(
