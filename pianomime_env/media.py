@@ -273,16 +273,14 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             raise ValueError(f"{path} has no audio stream")
         stream = container.streams.audio[0]
         rate = int(stream.codec_context.sample_rate)
+        mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
         for frame in container.decode(stream):
-            data = frame.to_ndarray().astype(np.float32)
-            if data.ndim == 2 and frame.format.is_planar:
-                data = data.mean(axis=0)
-            elif data.ndim == 2:  # packed: (1, N * channels)
-                data = data.reshape(-1, len(frame.layout.channels)).mean(axis=1)
-            if np.issubdtype(frame.to_ndarray().dtype, np.integer):
-                data = data / 32768.0
-            chunks.append(data.reshape(-1))
-    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), rate
+            for out in mono.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in mono.resample(None):  # flush
+            chunks.append(out.to_ndarray().reshape(-1))
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return samples, rate
 
 
 # -- Piano rolls ------------------------------------------------------------------------------
