@@ -78,6 +78,8 @@ class CollectSettings:
     """Base seed; episode seeds derive from it, the song and the episode number."""
     expert_timesteps: int = 100_000
     """Training budget (env steps) of a residual expert per song."""
+    expert_sha1: str | None = None
+    """SHA-1 of a checkpoint expert's file (a resumed run must use the same checkpoint)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of every song's env (JSON-serializable)."""
 
@@ -365,6 +367,19 @@ def _prepare_work_dir(work: Path, settings: CollectSettings, restart: bool) -> N
         _write_atomic(cfg, settings.to_json().encode())
 
 
+def _checkpoint_sha1(expert: str) -> str | None:
+    from pianomime_env.experts import RESIDUAL_EXPERTS
+
+    if expert in ("sight-reader", "sightreader", *RESIDUAL_EXPERTS):
+        return None
+    path = Path(expert).expanduser()
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        return None  # reported per song by make_expert
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
 def _env_spec(song: str, env_kwargs: dict[str, Any], eval_env: bool = False) -> Any:
     """The dataset's env spec: ``PianoMime-v0`` with the song and the collection's env kwargs
     (all JSON). The eval env is the same without hand-position randomization."""
@@ -461,6 +476,13 @@ def collect(
     if segment_steps is not None and segment_steps < 1:
         raise ValueError(f"segment_steps must be >= 1, got {segment_steps!r}")
     parse_dataset_id(dataset_id)  # ValueError on a malformed id
+    from pianomime_env.experts import RESIDUAL_EXPERTS
+
+    if expert not in ("sight-reader", *RESIDUAL_EXPERTS) and not Path(expert).expanduser().exists():
+        raise ValueError(
+            f"unknown expert {expert!r}: use 'sight-reader', 'residual-ppo', 'residual-droq' or "
+            "the path of a checkpoint that exists"
+        )
     # The two settings collect itself cares about are always explicit (same settings whether
     # they came from the CLI or the API, so a resumed run matches).
     env_kwargs = {"trim_silence": True, "randomize_hand_positions": False, **(env_kwargs or {})}
@@ -480,6 +502,7 @@ def collect(
         segment_steps=segment_steps,
         seed=int(seed),
         expert_timesteps=int(expert_timesteps),
+        expert_sha1=_checkpoint_sha1(expert),
         env_kwargs=env_kwargs,
     )
     root = datasets_lib.datasets_root()

@@ -228,6 +228,9 @@ def test_cli_collect(minari_root, capsys):
     assert "already exists" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["collect", "--songs", SHORT, "--dataset", "no version", "--episodes", "1"])
+    with pytest.raises(SystemExit):
+        main(["collect", "--songs", SHORT, "--dataset", "x-v0", "--expert", "nowhere/model.pt"])
+    assert "unknown expert 'nowhere/model.pt'" in capsys.readouterr().err
 
 
 def test_settings_are_json():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def test_residual_ppo_expert_trains_then_its_checkpoint_is_an_expert(tmp_path, m
     a, b = load_dataset("res-v0")[0], load_dataset("ckpt-v0")[0]
     np.testing.assert_array_equal(a.actions, b.actions)
     assert episode_metadata("ckpt-v0")[0]["expert"] == str(Path(model).resolve())
+    settings = load_dataset("ckpt-v0").storage.metadata["pianomime_collection"]["settings"]
+    assert settings["expert_sha1"] == hashlib.sha1(model.read_bytes()).hexdigest()
     assert episode_metadata("res-v0")[0]["expert"] == "residual-ppo"
     # A finished expert is reused, not retrained (the rollouts are redone: no shards left).
     shutil.rmtree(work / "shards")
