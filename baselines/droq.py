@@ -16,7 +16,7 @@ transition is a reset step; ``terminated`` transitions do not bootstrap, ``trunc
 Observations are stored raw and normalized at sampling time with the running statistics, which
 are saved with the weights.
 
-Checkpoints (every ``--checkpoint-every`` env steps and at the end) write ``replay.npz`` (the
+Checkpoints (every ``--checkpoint-every`` env steps and at the end) write ``replay-<step>.npz`` (the
 filled part of the replay buffer, so a resumed run samples the same data), ``resume.pt``
 (weights, target networks, optimizers, temperature, normalization, RNG states, step counter),
 ``model.pt`` (the actor, :mod:`pianomime_env.policies`) and ``summary.json``. ``--resume RUN_DIR``
@@ -111,7 +111,7 @@ class Args:
     """Evaluate the deterministic policy on the full song every this many env steps (0: only
     before training and at the end; -1: never, for throughput measurements)."""
     checkpoint_every: int = 10_000
-    """Write replay.npz, resume.pt, model.pt and summary.json every this many env steps."""
+    """Write replay-<step>.npz, resume.pt, model.pt and summary.json every this many env steps."""
     save_model: bool = True
     """Write model.pt (the policy checkpoint)."""
     save_buffer: bool = True
@@ -384,14 +384,17 @@ def main(args: Args) -> dict:
         rng.bit_generator.state = s["numpy_rng"]
         global_step, n_updates, update_credit = s["global_step"], s["n_updates"], s["update_credit"]
         wall_before, evals = s["wall_s"], list(s["evals"])
-        if s["buffer_saved"]:
-            buffer.load(run_dir / "replay.npz", global_step)
+        if s["buffer_file"]:
+            buffer.load(run_dir / s["buffer_file"], global_step)
     writer = SummaryWriter(str(run_dir), purge_step=global_step if resume_state else None)
 
     def checkpoint(final: bool = False) -> dict:
         wall = wall_before + time.perf_counter() - start
-        if args.save_buffer:
-            buffer.save(run_dir / "replay.npz", global_step)
+        # The buffer file is named by its step and resume.pt names it, so a kill at any moment
+        # leaves a consistent pair; older buffer files go once the new resume.pt is in place.
+        buffer_file = f"replay-{global_step}.npz" if args.save_buffer else None
+        if buffer_file:
+            buffer.save(run_dir / buffer_file, global_step)
         state = {
             "actor": actor.state_dict(),
             "critic": critic.state_dict(),
@@ -406,7 +409,7 @@ def main(args: Args) -> dict:
             "global_step": global_step,
             "n_updates": n_updates,
             "update_credit": update_credit,
-            "buffer_saved": args.save_buffer,
+            "buffer_file": buffer_file,
             "wall_s": wall,
             "evals": evals,
             "args": saved_args,
@@ -414,6 +417,9 @@ def main(args: Args) -> dict:
         tmp = run_dir / "resume.pt.tmp"
         torch.save(state, tmp)
         os.replace(tmp, run_dir / "resume.pt")
+        for old in run_dir.glob("replay-*.npz"):
+            if old.name != buffer_file:
+                old.unlink()
         if args.save_model:
             save_checkpoint(
                 run_dir / "model.pt",

@@ -166,7 +166,9 @@ def test_droq_residual_trains_and_plays(tmp_path):
     assert summary["updates"] > 0
     played = play_checkpoint(tmp_path / "run", tmp_path / "play")  # a run directory works too
     assert played["metrics"]["f1"] == pytest.approx(summary["eval"]["f1"])
-    assert (tmp_path / "run" / "replay.npz").is_file()
+    assert [p.name for p in (tmp_path / "run").glob("replay-*.npz")] == [
+        f"replay-{summary['global_step']}.npz"
+    ]
 
 
 @pytest.mark.slow
