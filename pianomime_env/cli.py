@@ -53,6 +53,9 @@ class Play:
     trim_silence: bool = True
     """Drop the song's leading and trailing silence (silent steps inflate per-step F1); every
     note of every track is kept."""
+    audio: bool = True
+    """Synthesize sound (the audio extra + libfluidsynth3): the video's audio track of the keys
+    played, DIR/target.wav (the score) and, with --no-video, DIR/performance.wav."""
 
 
 @dataclass
@@ -195,6 +198,7 @@ def run_play(args: Play) -> dict:
         out_dir=args.out,
         policy=args.policy,
         video=args.video,
+        audio=args.audio,
         width=args.width,
         height=args.height,
         camera=args.camera,
@@ -208,7 +212,7 @@ def run_play(args: Play) -> dict:
         f"R {m['recall']:.3f}) | note-onset F1 {m['note_f1']:.3f} "
         f"(P {m['note_precision']:.3f}, R {m['note_recall']:.3f}) | sustain F1 {m['sustain_f1']:.3f}"
     )
-    for name in ("metrics", "pianoroll", "video"):
+    for name in ("metrics", "pianoroll", "video", "performance_audio", "target_audio"):
         if result.get(name + "_path"):
             print(f"wrote {result[name + '_path']}")
     return result

@@ -96,7 +96,7 @@ use; nothing outside this module reads the env's underscore attributes.
 | ``action_from_normalized(a)``, ``action_to_normalized(a)`` | the linear map between ``[-1, 1]`` and ``[low, high]``, both ways |
 | ``to_env_action(absolute)`` | an absolute action as this env's ``step`` expects it (normalized or not), float32 |
 | ``key_activation``, ``key_state`` | (88,) keys pressed now (bool), key positions in [0, 1] |
-| ``played_keys``, ``sustain_activation``, ``fingertip_positions`` | (t, 88) key presses so far, pedal down now, (2, 5, 3) fingertips (m) |
+| ``played_keys``, ``played_sustain``, ``sustain_activation``, ``fingertip_positions`` | (t, 88) key presses and (t,) pedal so far, pedal down now, (2, 5, 3) fingertips (m) |
 | ``t``, ``n_steps``, ``control_timestep``, ``physics_timestep``, ``n_substeps`` | time |
 | ``song``, ``trajectory``, ``demo``, ``episode_context`` | the score, its goal per step, the demonstration, what reward terms got at reset |
 | ``reward_terms``, ``observation_keys``, ``joint_names``, ``action_names`` | layouts |
@@ -650,6 +650,11 @@ class PianoMimeEnv(gym.Env, EzPickle):
     def played_keys(self) -> np.ndarray:
         """(t, 88) bool key activations recorded so far this episode (one row per step)."""
         return self._recorder.key_activations.copy()
+
+    @property
+    def played_sustain(self) -> np.ndarray:
+        """(t,) bool sustain-pedal activations recorded so far this episode (one per step)."""
+        return self._recorder.sustain_activations.copy()
 
     @property
     def sustain_activation(self) -> bool:

@@ -360,3 +360,13 @@ def test_controller_api_round_trip():
     plain = PianoMimeEnv("CMajorScaleOneHand")
     np.testing.assert_allclose(plain.to_env_action(a), a.astype(np.float32))
     assert [n for n, _, _ in plain.reward_terms] == list(plain.reward_term_names)
+
+
+def test_played_keys_and_sustain_recorded_per_step():
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    env.reset(seed=0)
+    a = np.clip(np.zeros(env.action_space.shape), env.action_low, env.action_high)
+    a[-1] = 1.0  # pedal down
+    for _ in range(3):
+        env.step(a)
+    assert env.played_keys.shape == (3, 88) and env.played_sustain.tolist() == [True] * 3

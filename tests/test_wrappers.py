@@ -41,7 +41,9 @@ def test_residual_scaled_and_bounded(demo):
     a = w.residual_to_action(np.ones(w.action_space.shape))
     u = w.env.unwrapped
     span = u.action_high[:-1] - u.action_low[:-1]
-    expect = np.clip(obs["nominal_action"][:-1] + 0.02 * span, u.action_low[:-1], u.action_high[:-1])
+    expect = np.clip(
+        obs["nominal_action"][:-1] + 0.02 * span, u.action_low[:-1], u.action_high[:-1]
+    )
     np.testing.assert_allclose(a[:-1], expect, atol=1e-5)
     assert obs["demo_fingertips"].shape == (4, 30)
 
