@@ -146,6 +146,9 @@ class Collect:
     as the label (infos["expert_action"])."""
     segment_steps: int | None = None
     """Cut songs into segments of this many steps (RP1M: 550); default whole songs."""
+    pose_segments: bool = True
+    """Start each segment after the first with the hands posed by IK over its first notes
+    (else at the rest pose)."""
     randomize_hands: bool = False
     """Shift both hands at reset by U(-5, 5) cm from the episode seed (the env's
     randomize_hand_positions)."""
@@ -250,6 +253,7 @@ def run_collect(args: Collect):
             min_f1=args.min_f1,
             noise=args.noise,
             segment_steps=args.segment_steps,
+            pose_segments=args.pose_segments,
             seed=args.seed,
             expert_timesteps=args.expert_timesteps,
             env_kwargs={

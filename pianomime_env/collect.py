@@ -15,7 +15,8 @@ Episode layout (what :mod:`pianomime_env.datasets` reads back):
   for imitation); the last row (the final observation, where no action is taken) is NaN.
 - ``rewards``, ``terminations``, ``truncations`` (T,): the env's; a segment that stops before
   the song's end is truncated.
-- seed and reset options (``start_step``) as Minari's episode seed/options, so
+- seed and reset options (``start_step``, and ``hand_qpos`` for a posed segment start) as
+  Minari's episode seed/options, so
   ``env.reset(seed=seed, options=options)`` + the actions replays the episode exactly.
 - episode metadata: ``song``, ``song_source``, ``song_index``, ``segment``, ``start_step``,
   ``expert``, ``noise``, ``episode_in_segment``, ``return`` and ``metrics/<name>`` (the musical
@@ -74,6 +75,9 @@ class CollectSettings:
     """Std of Gaussian action noise, in normalized action units (fraction of half the range)."""
     segment_steps: int | None = None
     """Cut songs into segments of this many steps (RP1M: 550); None = whole songs."""
+    pose_segments: bool = True
+    """Start a segment after the song's first step with the hands posed by IK at the planned
+    fingertips of its first frame (reset option ``hand_qpos``), not at the rest pose."""
     seed: int = 0
     """Base seed; episode seeds derive from it, the song and the episode number."""
     expert_timesteps: int = 100_000
@@ -193,6 +197,25 @@ def _stack_obs(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
+class _StartPoses:
+    """IK hand poses (2, J) at the planned fingertips of a song's frames (segment starts)."""
+
+    def __init__(self, env: Any, expert: Any) -> None:
+        from pianomime_env.ik import HandIK
+
+        demo = getattr(expert, "demo", None)  # the sight-reader's plan, if it has one
+        if demo is None:
+            from pianomime_env.demos import from_midi
+
+            demo = from_midi(env.trajectory, control_timestep=env.control_timestep, env=env)
+        self.demo = demo
+        self.ik = HandIK(env.model, env.index)
+
+    def __call__(self, step: int) -> np.ndarray:
+        frame = min(step, self.demo.n_steps - 1)
+        return self.ik.solve(self.demo.fingertips[frame], self.ik.posture.copy(), iterations=20)
+
+
 def _rollout(
     env: Any,
     expert: Any,
@@ -200,10 +223,13 @@ def _rollout(
     start: int,
     length: int,
     seed: int,
+    hand_qpos: np.ndarray | None = None,
 ) -> dict[str, Any]:
     from pianomime_env import metrics as metrics_lib
 
-    options = {"start_step": int(start)}
+    options: dict[str, Any] = {"start_step": int(start)}
+    if hand_qpos is not None:
+        options["hand_qpos"] = np.asarray(hand_qpos, np.float64)
     obs, _ = env.reset(seed=seed, options=options)
     if hasattr(expert, "reset"):
         expert.reset()
@@ -280,6 +306,7 @@ def collect_song(
         )
         bounds = segment_bounds(env.n_steps, settings.segment_steps)
         kept, rejected = [], []
+        poses: _StartPoses | None = None
         bar = tqdm(
             total=len(bounds) * settings.episodes,
             desc=f"  {label[:30]}",
@@ -291,9 +318,13 @@ def collect_song(
         )
         with bar:
             for segment, (start, length) in enumerate(bounds):
+                pose = None
+                if start > 0 and settings.pose_segments:
+                    poses = poses or _StartPoses(env, expert)
+                    pose = poses(start)
                 for k in range(settings.episodes):
                     seed = episode_seed(settings.seed, song, segment, k)
-                    ep = _rollout(env, expert, settings, start, length, seed)
+                    ep = _rollout(env, expert, settings, start, length, seed, pose)
                     bar.update(1)
                     if ep["metrics"]["f1"] < settings.min_f1:
                         rejected.append(ep["metrics"]["f1"])
@@ -414,6 +445,7 @@ def collect(
     min_f1: float = 0.0,
     noise: float = 0.0,
     segment_steps: int | None = None,
+    pose_segments: bool = True,
     seed: int = 0,
     expert_timesteps: int = 100_000,
     env_kwargs: dict[str, Any] | None = None,
@@ -437,6 +469,9 @@ def collect(
             action's range); the executed (noisy) action is ``actions``, the clean one
             ``infos["expert_action"]``.
         segment_steps: cut songs into segments of this many steps (RP1M: 550).
+        pose_segments: start segments after the first with the hands posed by IK at the
+            segment's first planned fingertips (reset option ``hand_qpos``, stored with the
+            episode's options), else at the rest pose.
         seed: base seed of the episode seeds (:func:`episode_seed`).
         expert_timesteps: training budget per song of ``residual-ppo`` / ``residual-droq``.
         env_kwargs: keyword arguments of the envs (JSON-serializable; stored in the env spec);
@@ -500,6 +535,7 @@ def collect(
         min_f1=float(min_f1),
         noise=float(noise),
         segment_steps=segment_steps,
+        pose_segments=bool(pose_segments),
         seed=int(seed),
         expert_timesteps=int(expert_timesteps),
         expert_sha1=_checkpoint_sha1(expert),

@@ -182,6 +182,19 @@ def test_filter_and_segments(minari_root):
     env = PianoMimeEnv(SHORT, trim_silence=True)
     np.testing.assert_array_equal(eps[1].observations["goal"][0, 0, :88], env.trajectory.keys[30])
     assert summary.steps == 81
+    # Later segments start with the hands posed by IK (stored in the reset options): replaying
+    # the stored seed, options and actions reproduces them too.
+    assert "hand_qpos" not in meta[0]["options"]
+    q = meta[1]["options"]["hand_qpos"]
+    assert q.shape == (2, 26) and np.abs(q).max() > 0.01
+    rec = ds.recover_environment().unwrapped
+    obs, _ = rec.reset(seed=meta[1]["seed"], options=meta[1]["options"])
+    for t, a in enumerate(eps[1].actions):
+        np.testing.assert_array_equal(obs["hand_joints"], eps[1].observations["hand_joints"][t])
+        obs, *_ = rec.step(a)
+    collect("rest-v0", [SHORT], episodes=1, segment_steps=30, pose_segments=False, workers=1)
+    _, _, rest = _episodes("rest-v0")
+    assert all(set(m["options"]) == {"start_step"} for m in rest)
     # Nothing passes an impossible filter: an error, and no dataset.
     with pytest.raises(ValueError, match="no episode kept"):
         collect("none-v0", [SHORT], episodes=1, min_f1=1.0, workers=1)
