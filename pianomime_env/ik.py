@@ -24,7 +24,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from pianomime_env.scene import HANDS, SceneIndex
+from pianomime_env.scene import HANDS, SceneIndex, fingertip_contact_points
 
 __all__ = ["HandIK", "PIANO_POSTURE"]
 
@@ -62,6 +62,11 @@ class HandIK:
         posture_weight: μ, pull toward the posture (0 disables it).
         forearm_posture_weight: posture weight of ``forearm_tx``/``forearm_ty`` (small: the
             forearm is meant to move).
+        points: which point of each finger the targets are for: ``"site"`` (the fingertip
+            sites, the env's ``fingertips`` observation), ``"contact"`` (each finger's contact
+            point, :func:`~pianomime_env.scene.fingertip_contact_points` at the posture: where
+            the finger actually touches a key; the thumb's is ~10-15 mm below its site), or a
+            tuple of finger indices (0..4) aimed by their contact point, the others by site.
     """
 
     def __init__(
@@ -73,7 +78,18 @@ class HandIK:
         damping: float = 1e-4,
         posture_weight: float = 3e-3,
         forearm_posture_weight: float = 1e-5,
+        points: str | tuple[int, ...] = "site",
     ) -> None:
+        if isinstance(points, str):
+            if points not in ("site", "contact"):
+                raise ValueError(
+                    f"points must be 'site', 'contact' or finger indices, got {points!r}"
+                )
+            contact_fingers = tuple(range(5)) if points == "contact" else ()
+        else:
+            contact_fingers = tuple(int(f) for f in points)
+            if any(f < 0 or f > 4 for f in contact_fingers):
+                raise ValueError(f"points: finger indices must be 0..4, got {points!r}")
         if model.nq != model.nv:
             raise ValueError("HandIK assumes hinge/slide joints only (nq == nv)")
         self.model = model
@@ -108,16 +124,43 @@ class HandIK:
             ]
         )
         self._jac = np.zeros((3, model.nv))
+        self.points = points
+        # Each finger's target point, in its distal body's frame: the contact point for
+        # ``contact_fingers``, the fingertip site (its local position) for the others.
+        self.tip_bodies, self.contact_offsets = fingertip_contact_points(model, index, self.posture)
+        self._contact = bool(contact_fingers)
+        self.point_offsets = self.contact_offsets.copy()
+        site_in_body = model.site_bodyid[self.sites] == self.tip_bodies
+        if not site_in_body.all():
+            raise RuntimeError("fingertip sites are not on the distal bodies")
+        for f in set(range(5)) - set(contact_fingers):
+            self.point_offsets[:, f] = model.site_pos[self.sites[:, f]]
         self._ctrl_map = self._build_ctrl_map()
 
     # -- kinematics ----------------------------------------------------------------------------
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fingertip (2, 5, 3) and wrist (2, 3) positions (m) for hand joints ``q`` (2, J)."""
+        """Target points (2, 5, 3) (sites or contact points, see ``points``) and wrist (2, 3)
+        positions (m) for hand joints ``q`` (2, J)."""
         d = self.data
         d.qpos[self.qadr] = q
         mujoco.mj_kinematics(self.model, d)
-        return d.site_xpos[self.sites].copy(), d.xpos[self.wrist_bodies].copy()
+        return self.tip_points(d), d.xpos[self.wrist_bodies].copy()
+
+    def tip_points(self, data: mujoco.MjData) -> np.ndarray:
+        """(2, 5, 3) world positions of the IK's target points (sites or contact points) in
+        ``data`` (kinematics already computed, e.g. the env's ``data`` after a step)."""
+        if not self._contact:
+            return data.site_xpos[self.sites].copy()
+        b = self.tip_bodies
+        rot = data.xmat[b].reshape(2, 5, 3, 3)
+        return data.xpos[b] + np.einsum("hfij,hfj->hfi", rot, self.point_offsets)
+
+    def contact_points(self, data: mujoco.MjData) -> np.ndarray:
+        """(2, 5, 3) world positions of each finger's contact point in ``data``."""
+        b = self.tip_bodies
+        rot = data.xmat[b].reshape(2, 5, 3, 3)
+        return data.xpos[b] + np.einsum("hfij,hfj->hfi", rot, self.contact_offsets)
 
     def solve(
         self,
@@ -129,17 +172,21 @@ class HandIK:
         wrist_weights: np.ndarray | None = None,
         iterations: int = 3,
         posture: np.ndarray | None = None,
+        posture_weights: np.ndarray | None = None,
     ) -> np.ndarray:
         """Joint positions (2, J) putting the fingertips at ``tip_targets``.
 
         Args:
-            tip_targets: (2, 5, 3) fingertip targets (m, world frame), right then left hand.
+            tip_targets: (2, 5, 3) targets of the fingers' points (sites or contact points, see
+                ``points``; m, world frame), right then left hand.
             q0: (2, J) start (e.g. the previous solution); default the posture.
-            tip_weights: (2, 5) per-fingertip weights (default 1); 0 ignores a finger.
+            tip_weights: (2, 5) per-fingertip weights (default 1), or (2, 5, 3) per axis; 0
+                ignores a finger (or an axis of it).
             wrist_targets: (2, 3) optional wrist targets (m).
             wrist_weights: (2,) or (2, 3) weights of the wrist targets (default 0.05 per axis).
             iterations: Gauss-Newton iterations.
             posture: (2, J) posture to regularize toward (default the IK's posture).
+            posture_weights: (2, J) per-joint posture weights μ (default ``posture_w``).
 
         Returns:
             (2, J) float64 joint positions inside the joint ranges.
@@ -152,7 +199,7 @@ class HandIK:
         tw = np.ones((2, 5)) if tip_weights is None else np.asarray(tip_weights, np.float64)
         n_pts = 6 if wrist_targets is not None else 5
         w = np.zeros((2, n_pts, 3))
-        w[:, :5] = np.sqrt(tw.reshape(2, 5, 1))
+        w[:, :5] = np.sqrt(tw.reshape(2, 5, -1))
         if wrist_targets is not None:
             ww = 0.05 if wrist_weights is None else np.asarray(wrist_weights, np.float64)
             w[:, 5] = np.sqrt(np.broadcast_to(np.reshape(ww, (2, -1)), (2, 3)))
@@ -161,17 +208,22 @@ class HandIK:
             targets = tips
         jac = np.empty((2, n_pts * 3, self.n_joints))
         eye = self.damping * np.eye(self.n_joints)
-        pw = self.posture_w
+        pw = self.posture_w if posture_weights is None else np.asarray(posture_weights, float)
         for _ in range(iterations):
             d.qpos[self.qadr] = q
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
             pos = np.empty((2, n_pts, 3))
+            if self._contact:
+                pos[:, :5] = self.tip_points(d)
             for h in range(2):
                 for f in range(5):
-                    mujoco.mj_jacSite(m, d, self._jac, None, int(self.sites[h, f]))
+                    if self._contact:
+                        mujoco.mj_jac(m, d, self._jac, None, pos[h, f], int(self.tip_bodies[h, f]))
+                    else:
+                        mujoco.mj_jacSite(m, d, self._jac, None, int(self.sites[h, f]))
+                        pos[h, f] = d.site_xpos[self.sites[h, f]]
                     jac[h, 3 * f : 3 * f + 3] = self._jac[:, self.dadr[h]]
-                    pos[h, f] = d.site_xpos[self.sites[h, f]]
                 if n_pts == 6:
                     b = int(self.wrist_bodies[h])
                     mujoco.mj_jacBody(m, d, self._jac, None, b)

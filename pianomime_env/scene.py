@@ -353,6 +353,54 @@ def key_press_points(rest: KeyRestGeometry, finger: int | None = None) -> np.nda
     return pts[0] if finger is not None else pts
 
 
+def fingertip_contact_points(
+    model: mujoco.MjModel, index: SceneIndex, hand_qpos: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each finger's contact point: where its distal collision geometry meets a key.
+
+    The fingertip *site* is not that point (the thumb's lies ~10-15 mm above it). The contact
+    point is the lowest vertex (world z) of the finger's distal collision mesh (or the lowest
+    point of a primitive geom) with the hands at ``hand_qpos`` — a pressing posture — expressed
+    in the distal body's frame, so it moves with the finger.
+
+    Args:
+        model: the scene model.
+        index: its :class:`SceneIndex`.
+        hand_qpos: (2, J) hand joint positions (``index.hand_qpos`` order) of the posture.
+
+    Returns:
+        bodies: (2, 5) int64 distal body ids (hand x thumb..little).
+        offsets: (2, 5, 3) contact points in those bodies' frames (m). World position:
+        ``data.xpos[b] + data.xmat[b].reshape(3, 3) @ offset``.
+    """
+    data = mujoco.MjData(model)
+    data.qpos[np.asarray(index.hand_qpos)] = np.asarray(hand_qpos, np.float64)
+    mujoco.mj_kinematics(model, data)
+    bodies = model.site_bodyid[np.asarray(index.fingertip_sites)].astype(np.int64)
+    offsets = np.zeros((2, 5, 3))
+    for h in range(2):
+        for f in range(5):
+            b = int(bodies[h, f])
+            geoms = [
+                g
+                for g in range(model.body_geomadr[b], model.body_geomadr[b] + model.body_geomnum[b])
+                if model.geom_contype[g] or model.geom_conaffinity[g]
+            ]
+            if not geoms:
+                raise RuntimeError(f"fingertip body {b} has no collision geom")
+            g = geoms[0]
+            rot = data.geom_xmat[g].reshape(3, 3)
+            if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
+                m_id = int(model.geom_dataid[g])
+                adr, n = int(model.mesh_vertadr[m_id]), int(model.mesh_vertnum[m_id])
+                world = data.geom_xpos[g] + model.mesh_vert[adr : adr + n] @ rot.T
+                low = world[int(np.argmin(world[:, 2]))]
+            else:  # sphere / capsule end: centre minus the radius straight down
+                low = data.geom_xpos[g] - np.array([0.0, 0.0, model.geom_size[g, 0]])
+            offsets[h, f] = data.xmat[b].reshape(3, 3).T @ (low - data.xpos[b])
+    return bodies, offsets
+
+
 def black_key_front(rest: KeyRestGeometry) -> float:
     """x (m, world) of the black keys' front edge: white keys are pressed in front of it."""
     return float((rest.center[:, 0] + rest.half_size[:, 0])[rest.is_black].max())

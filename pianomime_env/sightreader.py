@@ -31,13 +31,15 @@ class SightReaderConfig:
     """Controller gains (m, steps). Defaults chosen on the built-in songs + the tuning set."""
 
     lead: int = 0  # demo frame t + lead is the target at step t
-    press_depth: float = 0.02  # press target below the key top (m)
+    press_depth: float = 0.02  # press target of the aimed point below the key top (m)
     integral_gain: float = 0.3  # per step, on the fingertip error of pressing fingers
     integral_limit: float = 0.02  # m
     lateral_gain: float = 0.3  # per step, on the y error of a finger approaching its key
     lift_xy_tolerance: float = 0.012  # a finger descends only when this close (m) along y
+    lift_y_tolerance_black: float = 0.012  # the same for black keys
     lift_height: float = 0.012  # above the key top while not yet above the key (m)
     lift_x_tolerance: float = 0.009  # white keys: descend only this close to the playable band
+    white_band_margin: float = 0.012  # white keys: pressed this far (m) before the black keys
     lift_clearance: float = 0.005  # lifted fingers stay this far above the black keys' top (m)
     forearm_overshoot: float = 2.0  # command = ik + k (ik - measured) for forearm_tx
     idle_weight: float = 1.0  # IK weight of fingers not pressing
@@ -45,6 +47,29 @@ class SightReaderConfig:
     wrist_posture_scale: float = 10.0  # x posture_weight for WRJ1/WRJ2
     posture_weight: float = 3e-4  # IK pull toward the curved piano posture
     relift_margin: float = 0.003  # a descended finger this far (m) off its key's side re-lifts
+    # IK target point of each finger: "site" (fingertip sites), "contact" (collision-geometry
+    # contact points, scene.fingertip_contact_points) or a tuple of fingers aimed by contact
+    # point. "contact" measured no better: built-in / tuning-set per-step F1 0.804 / 0.654 vs
+    # 0.803 / 0.652, note-onset F1 0.713 / 0.570 vs 0.731 / 0.590 (docs/sightreader.md).
+    points: str | tuple[int, ...] = "site"
+    # Posture of a hand whose thumb plays a white key (the probes' measured pressing pose,
+    # ../shared/reference/five-fingers.md): wrist flexed, thumb opposed, and forearm_ty (the
+    # slide along the keys toward the fallboard, world -x; not a height) near its maximum.
+    thumb_posture: tuple[tuple[str, float], ...] = (
+        ("WRJ1", 0.45),
+        ("THJ5", -0.15),
+        ("THJ4", 0.8),
+        ("THJ3", -0.05),
+        ("THJ2", 0.1),
+        ("THJ1", 0.75),
+        ("forearm_ty", 0.055),
+    )
+    thumb_posture_weight: float = 3e-3  # posture weight of those joints (rad)
+    thumb_ty_weight: float = 0.3  # the same for forearm_ty (m)
+    thumb_idle_weight: float = 0.05  # x/y IK weight of that hand's idle fingers (z stays 1)
+    thumb_fixed_x: bool = True  # the thumb aims at its press point's x (not anywhere in the band)
+    thumb_x_shift: float = -0.02  # ... shifted this far (m): a pressing thumb slides forward
+    thumb_press_lateral: float = 1.0  # y integral (x integral_gain) of a pressing thumb
 
 
 class SightReader:
@@ -75,7 +100,9 @@ class SightReader:
             demo = from_midi(u.trajectory, control_timestep=u.control_timestep, env=u)
         demo.check_fits(u)
         self.demo = demo
-        self.ik = HandIK(u.model, u.index, posture_weight=self.config.posture_weight)
+        self.ik = HandIK(
+            u.model, u.index, posture_weight=self.config.posture_weight, points=self.config.points
+        )
         self.geo = key_geometry(u.model, u.index)
         wrist = [
             [j for j, n in enumerate(row) if n.endswith(("WRJ2", "WRJ1"))]
@@ -98,9 +125,26 @@ class SightReader:
         self._x_band = np.where(
             self.geo.is_black[:, None],
             np.stack([c - 0.3 * hs, c + 0.8 * hs], axis=1),
-            np.stack([np.full_like(c, black_front + 0.012), c + 0.85 * hs], axis=1),
+            np.stack(
+                [np.full_like(c, black_front + self.config.white_band_margin), c + 0.85 * hs],
+                axis=1,
+            ),
         )
         self._lift_floor = self.geo.black_top + self.config.lift_clearance
+        # Thumb-on-white-key posture: joint columns, targets and weights per hand.
+        short = [
+            [n.split("_", 1)[1] if n.startswith(("rh_", "lh_")) else n for n in row]
+            for row in names
+        ]
+        cols = [[row.index(j) for j, _ in self.config.thumb_posture if j in row] for row in short]
+        vals = [[v for j, v in self.config.thumb_posture if j in row] for row in short]
+        self._thumb_post = self.ik.posture.copy()
+        self._thumb_w = self.ik.posture_w.copy()
+        for h in range(2):
+            self._thumb_post[h, cols[h]] = vals[h]
+            self._thumb_w[h, cols[h]] = self.config.thumb_posture_weight
+            self._thumb_w[h, short[h].index("forearm_ty")] = self.config.thumb_ty_weight
+        self._thumb_post = np.clip(self._thumb_post, self.ik.lower, self.ik.upper)
         self._low, self._high = u.action_low, u.action_high
         self.reset()
 
@@ -137,7 +181,7 @@ class SightReader:
         frame = min(t + cfg.lead, self.demo.n_steps - 1)
         targets = self.demo.fingertips[frame].astype(np.float64).copy()
         keys = self._pressed_keys(frame)
-        tips = d.site_xpos[self.ik.sites]
+        tips = self.ik.tip_points(d)
         pressing = keys >= 0
         weights = np.where(pressing, 1.0, cfg.idle_weight)
         for h, f in zip(*np.nonzero(pressing)):
@@ -149,10 +193,15 @@ class SightReader:
             # natural x there instead of fighting the posture.
             lo, hi = self._x_band[k]
             targets[h, f, 0] = np.clip(tips[h, f, 0], lo, hi)
+            if f == 0 and cfg.thumb_fixed_x:  # the thumb aims at its own press point
+                targets[h, f, 0] = self.geo.finger_press_points[0, k, 0] + cfg.thumb_x_shift
             y_err = abs(targets[h, f, 1] - tips[h, f, 1])
             # A white key is pressed in front of the black keys: a tip still behind that line
             # would land on (or between) black keys.
             x_short = lo - tips[h, f, 0] if not self.geo.is_black[k] else 0.0
+            # ... and one beyond the key's front would slide off it (the thumb, pushed down,
+            # swings toward the player).
+            x_short = max(x_short, tips[h, f, 0] - hi)
             top = self.geo.top[k]
             if (
                 cfg.relift_margin > 0.0
@@ -162,7 +211,9 @@ class SightReader:
             ):
                 self._last_key[h, f] = -1  # slid off its key: lift and approach again
             if k != self._last_key[h, f] and (
-                y_err > cfg.lift_xy_tolerance or x_short > cfg.lift_x_tolerance
+                y_err
+                > (cfg.lift_y_tolerance_black if self.geo.is_black[k] else cfg.lift_xy_tolerance)
+                or x_short > cfg.lift_x_tolerance
             ):
                 # Not above the key yet: stay lifted (over the black keys) so the finger does not
                 # slide over others.
@@ -178,6 +229,8 @@ class SightReader:
             targets[h, f, 2] = top - cfg.press_depth
             err = targets[h, f] - tips[h, f]
             err[:2] = 0.0  # only depth is integrated while pressing (y keeps its approach value)
+            if f == 0:  # the thumb slides sideways as it presses: keep correcting its y
+                err[1] = cfg.thumb_press_lateral * (targets[h, f, 1] - tips[h, f, 1])
             self._integral[h, f] = np.clip(
                 self._integral[h, f] + cfg.integral_gain * err,
                 -cfg.integral_limit,
@@ -188,7 +241,27 @@ class SightReader:
         self._last_key[~pressing] = -1
         self._int_key[~pressing] = -1
         self._integral[~pressing] = 0.0
-        q = self.ik.solve(targets, self._q, tip_weights=weights, iterations=cfg.iterations)
+        # A hand whose thumb presses (or approaches) a white key takes the thumb posture.
+        thumb_white = (keys[:, 0] >= 0) & ~self.geo.is_black[np.maximum(keys[:, 0], 0)]
+        post, post_w = self.ik.posture, self.ik.posture_w
+        if thumb_white.any():
+            sel = thumb_white[:, None]
+            post = np.where(sel, self._thumb_post, post)
+            post_w = np.where(sel, self._thumb_w, post_w)
+            # Its idle fingers follow the hand forward instead of anchoring it.
+            # (in x and y; they keep their height so they do not drop onto keys).
+            weights = np.repeat(weights[..., None], 3, axis=2)
+            weights[..., :2] = np.where(
+                (sel & ~pressing)[..., None], cfg.thumb_idle_weight, weights[..., :2]
+            )
+        q = self.ik.solve(
+            targets,
+            self._q,
+            tip_weights=weights,
+            iterations=cfg.iterations,
+            posture=post,
+            posture_weights=post_w,
+        )
         self._q = q
         ctrl = self.ik.to_ctrl(q)
         # Forearm lead: command past the IK target by the remaining distance.

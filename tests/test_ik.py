@@ -42,3 +42,24 @@ def test_ctrl_map_couples_tendons(model_index):
     assert ctrl[u] == pytest.approx(expect)
     r = m.actuator_ctrlrange
     assert np.all(ctrl >= r[:, 0]) and np.all(ctrl <= r[:, 1])
+
+
+def test_contact_points_reach_fk_targets_and_lie_below_sites(model_index):
+    m, index = model_index
+    ik = HandIK(
+        m, index, posture_weight=0.0, forearm_posture_weight=0.0, damping=1e-5, points="contact"
+    )
+    site_ik = HandIK(m, index)
+    contact, _ = ik.forward(ik.posture)
+    sites, _ = site_ik.forward(ik.posture)
+    # The collision geometry's lowest point is below every fingertip site (thumb most).
+    drop = sites[..., 2] - contact[..., 2]
+    assert np.all(drop > 0.004) and np.all(drop[:, 0] > drop[:, 1:].max(axis=1)), drop
+    rng = np.random.default_rng(2)
+    span = ik.upper - ik.lower
+    q = np.clip(ik.posture + rng.uniform(-0.2, 0.2, span.shape) * span, ik.lower, ik.upper)
+    targets, _ = ik.forward(q)
+    reached, _ = ik.forward(ik.solve(targets, iterations=40))
+    assert np.abs(reached - targets).max() < 1e-3
+    with pytest.raises(ValueError, match="points"):
+        HandIK(m, index, points="tip")

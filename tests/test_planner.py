@@ -112,3 +112,25 @@ def test_planner_and_video_share_press_points(geo):
         planned.fingertips[tt, f // 5, f % 5][held],
         atol=1e-6,
     )
+
+
+def test_planner_follows_score_thumbs_on_white_keys(geo):
+    """With follow_score_fingers, notes the score gives the thumb on a white key get the thumb."""
+    for name in ("TwinkleTwinkleRousseau", "NocturneRousseau"):
+        traj = load_song(name).to_trajectory(0.05)
+        demo = from_midi(name, follow_score_fingers=True)
+        goal = traj.keys > 0.5
+        onset = goal & ~np.vstack([np.zeros((1, 88), bool), goal[:-1]])
+        tt, kk = np.nonzero(onset)
+        score = np.asarray(traj.fingering)[tt, kk]
+        thumb_white = (score >= 0) & (score % 5 == 0) & ~geo.is_black[kk]
+        assert thumb_white.sum() >= 5, name
+        planned = demo.fingering[tt, kk][thumb_white]
+        assert np.mean(planned == score[thumb_white]) >= 0.8, name  # measured 0.88-1.0
+    # Without the score's fingers the planner still uses thumbs, mostly on white keys (black
+    # ones only where a chord leaves no other finger free: 33 of 100 key-steps, measured).
+    own = from_midi("NocturneRousseau", use_score_fingering=False)
+    tt, kk = np.nonzero(own.fingering >= 0)
+    thumb = own.fingering[tt, kk] % 5 == 0
+    on_black = geo.is_black[kk[thumb]]
+    assert (~on_black).sum() > max(1.5 * on_black.sum(), 10)

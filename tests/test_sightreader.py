@@ -74,3 +74,30 @@ def test_relift_when_finger_slides_off_its_key():
     reader(None)
     assert not env.key_activation[k]
     assert reader._last_key[h, f] == -1
+
+
+@pytest.mark.parametrize("pitch,finger", [(64, 0), (48, 5)])
+def test_thumb_presses_white_key(pitch, finger):
+    """A single-note song played by the thumb (right E4, left C3): the key goes down."""
+    from pianomime_env.demos import from_midi
+    from pianomime_env.songs import Song
+
+    song = Song("thumb", pitch=[pitch], start=[0.5], end=[2.0], velocity=[80], fingering=[finger])
+    env = PianoMimeEnv(song)
+    obs, _ = env.reset(seed=0)
+    demo = from_midi(env.trajectory, env=env, follow_score_fingers=True)
+    k = pitch - 21
+    assert set(demo.fingering[:, k][demo.fingering[:, k] >= 0].tolist()) == {finger}
+    reader = SightReader(env, demo=demo)
+    reader.reset()
+    goal, down = 0, 0
+    for _ in range(env.n_steps):
+        t = env.t
+        obs, _, terminated, _, info = env.step(reader(obs))
+        if env.trajectory.keys[t, k] > 0.5:
+            goal += 1
+            down += bool(env.key_activation[k])
+        if terminated:
+            break
+    # Measured: 28/30 (E4), 28/30 (C3) steps down.
+    assert goal >= 25 and down >= 0.75 * goal, (down, goal)

@@ -50,15 +50,19 @@ MIDDLE_C = 39
 #: below the index finger (the posture has ~42 mm; 42 mm measured no better).
 SLOT_OFFSETS = np.array([0.0, 0.035, 0.058, 0.080, 0.102])
 #: Per-finger preference cost (m-equivalent): the middle fingers press most reliably in the
-#: simulation; the thumb (weak, awkward reach) is used only when it saves a large hand move.
+#: simulation; the thumb costs a little more (it needs the forearm pushed toward the fallboard).
 FINGER_COST = np.array([0.05, 0.004, 0.0, 0.004, 0.01])
-#: Extra cost of putting the thumb or little finger on a black key.
-BLACK_KEY_COST = np.array([0.02, 0.0, 0.0, 0.0, 0.015])
-#: Extra cost of putting a finger on a white key. The thumb tip cannot get low enough to press a
-#: white key fully (its lowest reachable point with the forearm at its lowest is ~2 mm under the
-#: white key top at the keys' front, measured by sampling the thumb and wrist joints), so the
-#: thumb plays white keys only when nothing else fits.
-WHITE_KEY_COST = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+#: Extra cost of putting the thumb or little finger on a black key. The thumb never pressed a
+#: black key in the probes (0 of 10 poses, ``../shared/reference/five-fingers.md``; 0 of 59
+#: planned key-steps in play), the little finger only near the black key's front.
+BLACK_KEY_COST = np.array([1.0, 0.0, 0.0, 0.0, 0.05])
+#: Extra cost of putting a finger on a white key. The thumb *can* press white keys (35 of 45
+#: probe poses) with ``forearm_ty`` near its maximum — the axis that slides the hand along the
+#: keys toward the fallboard (world -x), not a height — which the sight-reader commands when
+#: a thumb plays a white key; so no extra cost (it was 1.0, "thumb never on white keys").
+WHITE_KEY_COST = np.array([0.0, 0.0, 0.0, 0.0, 0.0])
+#: Extra cost (m-equivalent) of a finger other than the one the score's fingering names.
+SCORE_FINGER_COST = 0.3
 #: Anchor move cost per metre (relative to note-to-slot error, weight 1), plus a fixed cost
 #: per move; moves sooner than ``MOVE_TIME_STEPS`` after the previous onset cost up to 5x.
 MOVE_COST = 0.5
@@ -133,6 +137,7 @@ class _Note:
     end: int  # one past the last goal step
     hand: int = -1  # 0 right, 1 left
     finger: int = -1  # 0..4 within the hand
+    want: int = -1  # the score's finger (0..4 within the hand), -1 when not annotated
 
 
 def _notes(keys: np.ndarray) -> list[_Note]:
@@ -184,11 +189,12 @@ def _assign_group(
     held_f = [f for f, _ in held]
     held_y = [float(geo.center[n.key, 1]) for _, n in held]
     black = np.array([geo.is_black[n.key] for n in group])
+    want = np.array([n.want for n in group])
     order = np.argsort(ys * sign)  # notes from the thumb side outward
     best = None
     for a in candidates:
         slots = _slot_y(a, hand)
-        cost = _note_cost(ys, black, slots, range(5))
+        cost = _note_cost(ys, black, slots, range(5), want)
         dist = np.abs(ys[:, None] - slots[None, :])
         options = []
         for combo in itertools.combinations(free, len(group)):
@@ -216,23 +222,36 @@ def _assign_group(
     return best
 
 
-def _note_cost(ys: np.ndarray, black: np.ndarray, slots: np.ndarray, fingers) -> np.ndarray:
-    """(notes, fingers) cost of playing each note with each finger of a hand at ``slots``."""
+def _note_cost(
+    ys: np.ndarray, black: np.ndarray, slots: np.ndarray, fingers, want: np.ndarray | None = None
+) -> np.ndarray:
+    """(notes, fingers) cost of playing each note with each finger of a hand at ``slots``;
+    ``want`` (notes,) is the score's finger per note (-1: none), others cost
+    ``SCORE_FINGER_COST`` more."""
     f = np.asarray(fingers)
-    return (
+    cost = (
         np.abs(ys[:, None] - slots[None, f])
         + FINGER_COST[f][None, :]
         + black[:, None] * BLACK_KEY_COST[f][None, :]
         + ~black[:, None] * WHITE_KEY_COST[f][None, :]
     )
+    if want is not None:
+        w = np.asarray(want)[:, None]
+        cost = cost + SCORE_FINGER_COST * ((w >= 0) & (w != f[None, :]))
+    return cost
 
 
 def _group_cost(
-    ys: np.ndarray, black: np.ndarray, held_ys: np.ndarray, hand: int, anchor: float
+    ys: np.ndarray,
+    black: np.ndarray,
+    held_ys: np.ndarray,
+    hand: int,
+    anchor: float,
+    want: np.ndarray | None = None,
 ) -> float:
     """Cost of one onset group (new notes ``ys`` + still-sounding ``held_ys``) at ``anchor``."""
     slots = _slot_y(anchor, hand)
-    cost = _note_cost(ys, black, slots, range(5))
+    cost = _note_cost(ys, black, slots, range(5), want)
     too_far = np.abs(ys[:, None] - slots[None, :]) > REACH
     cost = np.where(too_far, 1e3, cost)
     if len(held_ys):
@@ -276,13 +295,14 @@ def _dp_anchors(
         t0 = g[0].start
         ys = np.array([geo.center[n.key, 1] for n in g])
         black = np.array([bool(geo.is_black[n.key]) for n in g])
+        want = np.array([n.want for n in g])
         held_ys = np.array(
             [geo.center[n.key, 1] for n in hand_notes if n.start < t0 < n.end], dtype=float
         )
         cands = {round(float(y - sign * o), 4) for y in ys for o in SLOT_OFFSETS}
         cands |= {round(float(a), 4) for a in prev_a}
         a = np.array(sorted(cands))
-        gc = np.array([_group_cost(ys, black, held_ys, hand, x) for x in a])
+        gc = np.array([_group_cost(ys, black, held_ys, hand, x, want) for x in a])
         keep = gc < 1e3
         if keep.any():
             a, gc = a[keep], gc[keep]
@@ -331,7 +351,11 @@ def _hand_split(notes: list[_Note], n_steps: int) -> np.ndarray:
 
 
 def plan_fingering(
-    traj: NoteTrajectory, geo: KeyGeometry, *, use_score_fingering: bool = True
+    traj: NoteTrajectory,
+    geo: KeyGeometry,
+    *,
+    use_score_fingering: bool = True,
+    follow_score_fingers: bool = False,
 ) -> tuple[list[_Note], list[list[tuple[int, float]]]]:
     """Assigns every note a hand and finger.
 
@@ -351,6 +375,7 @@ def plan_fingering(
     for n in notes:
         f = int(fing[n.start, n.key]) if use_score_fingering else -1
         n.hand = f // 5 if f >= 0 else (0 if n.key >= split[n.start] else 1)
+        n.want = f % 5 if f >= 0 and follow_score_fingers else -1
     # Balance crowded onsets between the hands.
     i = 0
     while i < len(notes):
@@ -362,9 +387,9 @@ def plan_fingering(
             right = [n for n in group if n.hand == 0]
             left = [n for n in group if n.hand == 1]
             if len(right) > MAX_NOTES_PER_HAND and len(left) < len(right) - 1:
-                right[0].hand = 1
+                right[0].hand, right[0].want = 1, -1
             elif len(left) > MAX_NOTES_PER_HAND and len(right) < len(left) - 1:
-                left[-1].hand = 0
+                left[-1].hand, left[-1].want = 0, -1
             else:
                 break
         i = j
@@ -442,6 +467,7 @@ def from_midi(
     control_timestep: float = 0.05,
     env: object | None = None,
     use_score_fingering: bool = True,
+    follow_score_fingers: bool = False,
 ) -> Demonstration:
     """Plans a :class:`Demonstration` for ``song`` from its score alone.
 
@@ -451,7 +477,11 @@ def from_midi(
         control_timestep: seconds per step.
         env: optional env (or wrapper) whose model supplies the key geometry and whose trajectory
             is used when ``song`` is None-like; default loads the scene model.
-        use_score_fingering: follow the score's fingering annotations where it has them.
+        use_score_fingering: take each note's hand from the score's fingering annotation
+            where it has one.
+        follow_score_fingers: also prefer the annotated finger (``SCORE_FINGER_COST`` for any
+            other), thumb-unders and crossings included. Off by default: measured worse in
+            this simulation (built-in songs F1 0.80 -> 0.76, docs/sightreader.md).
 
     Returns:
         A demonstration with T = number of control steps of the song.
@@ -464,11 +494,16 @@ def from_midi(
         index = scene_lib.SceneIndex.from_model(model)
     traj, name = _load_traj(song, control_timestep)
     geo = key_geometry(model, index)
-    notes, anchor_changes = plan_fingering(traj, geo, use_score_fingering=use_score_fingering)
+    notes, anchor_changes = plan_fingering(
+        traj,
+        geo,
+        use_score_fingering=use_score_fingering,
+        follow_score_fingers=follow_score_fingers and use_score_fingering,
+    )
 
     from pianomime_env.ik import HandIK  # planner-only use of the posture geometry
 
-    ik = HandIK(model, index)
+    ik = HandIK(model, index, points="contact")
     rest_tips, rest_wrists = ik.forward(ik.posture)
     # Slot x of each finger and the wrist offset from the mean of the four fingers, from the
     # piano posture: demos look like what the hand can comfortably do.
