@@ -59,7 +59,9 @@ def make():
                      "disable_forearm_reward": False, "energy_penalty_coef": 5e-3}))
     return gym.wrappers.FlattenObservation(env)
 
-envs = VecNormalize(SubprocVecEnv([make] * n_envs), norm_obs=True, norm_reward=True, gamma=0.95)
+# fork: the workers are children of this process, so their CPU time is counted
+envs = VecNormalize(SubprocVecEnv([make] * n_envs, start_method="fork"), norm_obs=True,
+                   norm_reward=True, gamma=0.95)
 model = PPO("MlpPolicy", envs, n_steps=1024, batch_size=256, n_epochs=10, gamma=0.95,
             learning_rate=3e-4, policy_kwargs=dict(net_arch=[256, 256], log_std_init=-1.0),
             device="cpu", seed=0, verbose=0)
