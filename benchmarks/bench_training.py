@@ -14,7 +14,7 @@ contender is recorded: on a shared machine the numbers move with the other jobs.
 to them: CPU-ms per env step (CPU time of the process tree, minus that of a 0-step run of the
 same contender for start-up and teardown).
 
-Also measured (no learning): ms per env step of the plain env and of ``ResidualIK`` with a
+Also measured (no learning): CPU-ms per env step of the plain env and of ``ResidualIK`` with a
 zero residual (env + sight-reader), which bounds the residual learner's throughput.
 """
 
@@ -147,8 +147,8 @@ def _sb3(song: str, steps: int, n_envs: int = 2) -> dict:
 
 
 def step_cost(song: str, repeats: int = 2) -> dict:
-    """ms per env step (mean over ``repeats`` full episodes): plain env with zero normalized
-    actions, and ResidualIK (sight-reader nominal) with a zero residual."""
+    """CPU-ms per env step (process time, mean over ``repeats`` full episodes): plain env with
+    zero normalized actions, and ResidualIK (sight-reader nominal) with a zero residual."""
     import numpy as np
 
     from pianomime_env.env import PianoMimeEnv
@@ -163,13 +163,13 @@ def step_cost(song: str, repeats: int = 2) -> dict:
         steps, wall = 0, 0.0
         for r in range(repeats):
             env.reset(seed=r)
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             while True:
                 *_, terminated, truncated, _ = env.step(zero)
                 steps += 1
                 if terminated or truncated:
                     break
-            wall += time.perf_counter() - t0
+            wall += time.process_time() - t0
         out[f"{name}_ms_per_step"] = 1e3 * wall / steps
     out["sight_reader_share"] = 1.0 - out["plain_ms_per_step"] / out["residual_ms_per_step"]
     return out
