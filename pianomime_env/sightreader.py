@@ -70,6 +70,9 @@ class SightReaderConfig:
     thumb_fixed_x: bool = True  # the thumb aims at its press point's x (not anywhere in the band)
     thumb_x_shift: float = -0.02  # ... shifted this far (m): a pressing thumb slides forward
     thumb_press_lateral: float = 1.0  # y integral (x integral_gain) of a pressing thumb
+    press_lateral: float = 0.0  # the same for the other fingers
+    thumb_press_depth: float = 0.02  # press_depth of the thumb
+    thumb_lookahead: int = 0  # take the thumb posture this many frames before the thumb's note
 
 
 class SightReader:
@@ -131,6 +134,16 @@ class SightReader:
             ),
         )
         self._lift_floor = self.geo.black_top + self.config.lift_clearance
+        self._front = c + hs  # (88,) x of each key's front edge
+        # (T, 2): the hand's thumb plays a white key in demo frames t .. t + thumb_lookahead.
+        fing = np.asarray(demo.fingering)
+        tw = np.zeros((demo.n_steps, 2), bool)
+        for h in range(2):
+            tw[:, h] = ((fing == 5 * h) & ~self.geo.is_black[None, :]).any(axis=1)
+        ahead = tw.copy()
+        for d in range(1, self.config.thumb_lookahead + 1):
+            ahead[:-d] |= tw[d:]
+        self._thumb_white = ahead
         # Thumb-on-white-key posture: joint columns, targets and weights per hand.
         short = [
             [n.split("_", 1)[1] if n.startswith(("rh_", "lh_")) else n for n in row]
@@ -199,9 +212,9 @@ class SightReader:
             # A white key is pressed in front of the black keys: a tip still behind that line
             # would land on (or between) black keys.
             x_short = lo - tips[h, f, 0] if not self.geo.is_black[k] else 0.0
-            # ... and one beyond the key's front would slide off it (the thumb, pushed down,
-            # swings toward the player).
-            x_short = max(x_short, tips[h, f, 0] - hi)
+            # ... and one beyond the key's front edge would slide off it (the thumb, pushed
+            # down, swings toward the player).
+            x_short = max(x_short, tips[h, f, 0] - self._front[k] + cfg.lift_x_tolerance)
             top = self.geo.top[k]
             if (
                 cfg.relift_margin > 0.0
@@ -226,11 +239,13 @@ class SightReader:
                 )
                 targets[h, f, 1] += self._integral[h, f, 1]
                 continue
-            targets[h, f, 2] = top - cfg.press_depth
+            targets[h, f, 2] = top - (cfg.thumb_press_depth if f == 0 else cfg.press_depth)
             err = targets[h, f] - tips[h, f]
             err[:2] = 0.0  # only depth is integrated while pressing (y keeps its approach value)
-            if f == 0:  # the thumb slides sideways as it presses: keep correcting its y
-                err[1] = cfg.thumb_press_lateral * (targets[h, f, 1] - tips[h, f, 1])
+            # The thumb slides sideways as it presses: keep correcting its y.
+            lateral = cfg.thumb_press_lateral if f == 0 else cfg.press_lateral
+            if lateral:
+                err[1] = lateral * (targets[h, f, 1] - tips[h, f, 1])
             self._integral[h, f] = np.clip(
                 self._integral[h, f] + cfg.integral_gain * err,
                 -cfg.integral_limit,
@@ -242,7 +257,8 @@ class SightReader:
         self._int_key[~pressing] = -1
         self._integral[~pressing] = 0.0
         # A hand whose thumb presses (or approaches) a white key takes the thumb posture.
-        thumb_white = (keys[:, 0] >= 0) & ~self.geo.is_black[np.maximum(keys[:, 0], 0)]
+        # (or will within ``thumb_lookahead`` frames: forearm_ty needs ~5 steps to get there).
+        thumb_white = self._thumb_white[frame]
         post, post_w = self.ik.posture, self.ik.posture_w
         if thumb_white.any():
             sel = thumb_white[:, None]

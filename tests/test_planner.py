@@ -61,7 +61,7 @@ def test_planner_builtin(name, geo):
                 span = np.ptp(geo.center[keys, 1])
                 too_wide += span > 0.2  # chords struck together
     assert too_wide <= 0.01 * len(sounding), (name, too_wide)
-    assert demo.source == "score:planner-v2"
+    assert demo.source == "score:planner-v3"
 
 
 def test_planner_holds_finger_on_held_key():

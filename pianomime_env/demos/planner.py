@@ -4,21 +4,23 @@
 
 1. **Notes**: each run of consecutive goal steps of a key is one note (the goal trajectory
    already has the one-step gap before a re-struck key).
-2. **Hands**: the score's fingering annotation gives the hand when it has one (its finger is
-   not used: the simulated thumb cannot press white keys); otherwise a single melody line goes
-   to one hand and chords split at their widest pitch gap (else at middle C). A hand with more
+2. **Hands**: the score's fingering annotation gives the hand when it has one (its finger only
+   with ``follow_score_fingers=True``: thumb-unders and crossings as annotated, measured worse
+   here); otherwise a single melody line goes to one hand and chords split at their widest
+   pitch gap (else at middle C). A hand with more
    than ``MAX_NOTES_PER_HAND`` simultaneous onsets hands notes to the other hand.
 3. **Fingers**: each hand has an *anchor* (the y of its thumb slot; the other fingers sit at
    fixed offsets from it). The anchor sequence over the whole song is chosen by a Viterbi
    search (:func:`_dp_anchors`): per onset group, candidate anchors put some finger exactly on
    some note (plus the previous group's candidates); a group's cost is the note-to-slot
-   distance plus per-finger preferences (thumb on a white key ``WHITE_KEY_COST``), with held
-   keys kept within reach; a move costs ``MOVE_COST``/m + ``MOVE_FIXED_COST``, more when it
+   distance plus per-finger preferences (``FINGER_COST``, ``BLACK_KEY_COST``: the thumb plays
+   white keys — five fingers per hand — and no black keys), with held keys kept within reach; a move costs ``MOVE_COST``/m + ``MOVE_FIXED_COST``, more when it
    must happen quickly. Fingers are then matched group by group at those anchors in keyboard
    order (no crossing with held keys when avoidable). A held key the hand must leave (further
    than ``RELEASE_REACH`` from its finger's next slot) is released when the hand starts moving.
-4. **Trajectories**: a finger on a sounding key sits on the key's press point (white keys in
-   front of the black keys, black keys on their front half, z at the key top); a finger whose
+4. **Trajectories**: a finger on a sounding key sits on the key's press point, the scene's one
+   definition (:func:`pianomime_env.scene.key_press_points`, shared with the video pipeline:
+   white keys in front of the black keys, black keys on their front half, z at the key top); a finger whose
    next note starts within ``APPROACH_STEPS`` hovers above that key (it is lifted between repeated
    notes because the goal has a gap step there); other fingers hover at their slot. Hands move to
    the next anchor ``MOVE_LEAD_STEPS`` early. Hovering motion is rate-limited to
@@ -42,7 +44,7 @@ from pianomime_env.songs import NoteTrajectory, Song, load_song
 
 __all__ = ["from_midi", "KeyGeometry", "key_geometry", "plan_fingering", "PLANNER_SOURCE"]
 
-PLANNER_SOURCE = "score:planner-v2"
+PLANNER_SOURCE = "score:planner-v3"
 #: Middle C (MIDI 60) as a key index (A0 = 0): the default hand split.
 MIDDLE_C = 39
 #: Finger slot offsets along the keyboard from the thumb slot (m), thumb..little (right hand;
@@ -359,8 +361,8 @@ def plan_fingering(
 ) -> tuple[list[_Note], list[list[tuple[int, float]]]]:
     """Assigns every note a hand and finger.
 
-    Hands come from the score's fingering annotation where it has one (its finger choice is not
-    used: the simulated thumb cannot press white keys), otherwise from the split at middle C;
+    Hands come from the score's fingering annotation where it has one (its finger too with
+    ``follow_score_fingers``), otherwise from the melody/chord split;
     a hand with more than ``MAX_NOTES_PER_HAND`` simultaneous onsets hands notes to the other.
     Each hand's anchor sequence is then optimized over the whole song (:func:`_dp_anchors`), and
     fingers are matched to notes group by group at those anchors.
@@ -503,7 +505,7 @@ def from_midi(
 
     from pianomime_env.ik import HandIK  # planner-only use of the posture geometry
 
-    ik = HandIK(model, index, points="contact")
+    ik = HandIK(model, index)
     rest_tips, rest_wrists = ik.forward(ik.posture)
     # Slot x of each finger and the wrist offset from the mean of the four fingers, from the
     # piano posture: demos look like what the hand can comfortably do.
