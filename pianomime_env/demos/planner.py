@@ -507,22 +507,32 @@ def from_midi(
 
     ik = HandIK(model, index)
     rest_tips, rest_wrists = ik.forward(ik.posture)
-    # Slot x of each finger and the wrist offset from the mean of the four fingers, from the
-    # piano posture: demos look like what the hand can comfortably do.
-    # Idle fingers stay in front of the black keys so moving sideways never catches one.
-    white_x = float(geo.press_point[~geo.is_black, 0].max())
-    slot_x = np.maximum(rest_tips[0, :, 0], white_x)
-    wrist_off = rest_wrists - rest_tips[:, 1:].mean(axis=1)
-    T = len(traj)
-    tips = np.zeros((T, 2, 5, 3))
-    pressing = np.zeros((T, 2, 5), bool)
-    fingering = np.full((T, 88), -1, np.int8)
-    idle_z = geo.black_top + SLOT_HEIGHT
-    default_anchor = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
+    per_finger = _release_for_moves(notes, anchor_changes, geo)
+    tips, pressing, fingering = _fingertip_trajectories(
+        per_finger, anchor_changes, geo, rest_tips, len(traj)
+    )
+    _rate_limit(tips, pressing)
+    # The wrist follows the mean of the four fingers at the piano posture's offset.
+    wrists = tips[:, :, 1:].mean(axis=2) + (rest_wrists - rest_tips[:, 1:].mean(axis=1))[None]
+    wrists[:, :, 2] = rest_wrists[:, 2][None, :]
+    return Demonstration(
+        fingertips=tips.astype(np.float32),
+        wrists=wrists.astype(np.float32),
+        fingering=fingering,
+        control_timestep=control_timestep,
+        song_name=name,
+        source=PLANNER_SOURCE,
+    )
+
+
+def _release_for_moves(
+    notes: list[_Note], anchor_changes: list[list[tuple[int, float]]], geo: KeyGeometry
+) -> list[list[list[_Note]]]:
+    """The notes per hand and finger, each held key that the hand must leave for its next
+    position released when the hand starts moving (the forearm needs ~5 steps; holding would
+    drag it back)."""
     per_finger: list[list[list[_Note]]] = [[[] for _ in range(5)] for _ in range(2)]
     for n in notes:
-        # A held key that the hand must leave for its next position is released when the hand
-        # starts moving (the forearm needs ~5 steps; holding would drag it back).
         sign = 1.0 if n.hand == 0 else -1.0
         y = geo.center[n.key, 1]
         for step, a in anchor_changes[n.hand]:
@@ -533,11 +543,34 @@ def from_midi(
                 n = _Note(n.key, n.start, max(n.start + MIN_PRESS_STEPS, move), n.hand, n.finger)
                 break
         per_finger[n.hand][n.finger].append(n)
+    return per_finger
+
+
+def _fingertip_trajectories(
+    per_finger: list[list[list[_Note]]],
+    anchor_changes: list[list[tuple[int, float]]],
+    geo: KeyGeometry,
+    rest_tips: np.ndarray,
+    n_steps: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fingertip targets (T, 2, 5, 3) m, pressing flags (T, 2, 5) and fingering (T, 88): idle
+    fingers in their slots around the hand's anchor, above the black keys; a finger on a note
+    hovers above its press point for ``APPROACH_STEPS`` and sits on it while the note sounds."""
+    # Slot x of each finger from the piano posture: demos look like what the hand can
+    # comfortably do. Idle fingers stay in front of the black keys so moving sideways never
+    # catches one.
+    white_x = float(geo.press_point[~geo.is_black, 0].max())
+    slot_x = np.maximum(rest_tips[0, :, 0], white_x)
+    tips = np.zeros((n_steps, 2, 5, 3))
+    pressing = np.zeros((n_steps, 2, 5), bool)
+    fingering = np.full((n_steps, 88), -1, np.int8)
+    idle_z = geo.black_top + SLOT_HEIGHT
+    default_anchor = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
     for h in (0, 1):
         anchor_t = np.array(
             [
                 _anchor_at(anchor_changes[h], t + MOVE_LEAD_STEPS, default_anchor[h])
-                for t in range(T)
+                for t in range(n_steps)
             ]
         )
         slots = anchor_t[:, None] + (SLOT_OFFSETS if h == 0 else -SLOT_OFFSETS)[None, :]
@@ -552,22 +585,16 @@ def from_midi(
                 tips[n.start : n.end, h, f] = p
                 pressing[n.start : n.end, h, f] = True
                 fingering[n.start : n.end, n.key] = h * 5 + f
-    # Rate-limit the motion: a finger holding a key stays on it exactly; everything else
-    # (hovering, and the first step of a press) moves at most MAX_HOVER_SPEED per step.
-    for t in range(1, T):
+    return tips, pressing, fingering
+
+
+def _rate_limit(tips: np.ndarray, pressing: np.ndarray) -> None:
+    """In place: a finger holding a key stays on it exactly; everything else (hovering, and
+    the first step of a press) moves at most ``MAX_HOVER_SPEED`` per step."""
+    for t in range(1, len(tips)):
         step = tips[t] - tips[t - 1]
         norm = np.linalg.norm(step, axis=-1, keepdims=True)
         scale = np.minimum(1.0, MAX_HOVER_SPEED / np.maximum(norm, 1e-12))
         limited = tips[t - 1] + step * scale
         held = pressing[t] & pressing[t - 1] & (norm[..., 0] < 1e-9)
         tips[t] = np.where(held[..., None], tips[t], limited)
-    wrists = tips[:, :, 1:].mean(axis=2) + wrist_off[None]
-    wrists[:, :, 2] = rest_wrists[:, 2][None, :]
-    return Demonstration(
-        fingertips=tips.astype(np.float32),
-        wrists=wrists.astype(np.float32),
-        fingering=fingering,
-        control_timestep=control_timestep,
-        song_name=name,
-        source=PLANNER_SOURCE,
-    )
