@@ -106,8 +106,8 @@ use; nothing outside this module reads the env's underscore attributes.
 ``fast_physics=True`` simulates with a physics timestep of ``FAST_PHYSICS_TIMESTEP`` = 0.01 s
 (5 substeps per control step instead of 10): ``env.step`` is 1.6x faster (2.95x RoboPianist in
 ``pianomime bench``). Chosen by measurement on the built-in songs and seven held-out chorales /
-folk tunes: the sight-reader's mean F1 is unchanged (0.677 vs 0.676), 11 of 15 songs are within
-±0.02 and the other four within ±0.036, the size of closed-loop playing's own noise (a 1 mrad
+folk tunes: the sight-reader's mean F1 is unchanged (0.675 vs 0.669), 10 of 15 songs are within
+±0.02 and the other five within ±0.040, the size of closed-loop playing's own noise (a 1 mrad
 change of the start pose moves a song by up to 0.039); no instability. The table is in
 ``docs/benchmarks.md`` ("Fast physics"). An explicit ``physics_timestep`` overrides it. RP1M's
 2-iteration solver is *not* used: it makes this model unstable.
