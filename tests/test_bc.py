@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("minari")
+pytestmark = pytest.mark.slow  # subprocess training runs (a minute or two each)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

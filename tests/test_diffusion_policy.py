@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("minari")
 pytest.importorskip("diffusers")
+pytestmark = pytest.mark.slow  # subprocess training runs (a minute or two each)
 
 from tests.test_bc import DATASET, EVAL, make_dataset, play, run  # noqa: E402
 
