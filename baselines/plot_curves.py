@@ -19,7 +19,7 @@ import tyro
 
 @dataclass
 class Args:
-    runs: list[Path]
+    runs: tyro.conf.Positional[list[Path]]
     """Run directories (each with a summary.json)."""
     labels: list[str] = field(default_factory=list)
     """A legend label per run (default: the directory names)."""
