@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from pianomime_env.extras import require
 from pianomime_env.songs import (
     MUSIC21_PREFIX,
     Song,
@@ -38,11 +39,7 @@ _CORPUS_HINT = 'music21 is needed for corpus songs: pip install "pianomime-env[c
 
 
 def _import_music21() -> Any:
-    try:
-        import music21
-    except ImportError as e:
-        raise ImportError(_CORPUS_HINT) from e
-    return music21
+    return require("music21", _CORPUS_HINT)
 
 
 def from_music21_corpus(path: str) -> Song:

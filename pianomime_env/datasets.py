@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pianomime_env.extras import require
+
 __all__ = [
     "DATASETS_HINT",
     "Transitions",
@@ -43,11 +45,7 @@ _STAGING = ".pianomime-staging"
 
 def import_minari() -> Any:
     """``import minari``, or an ImportError naming the ``datasets`` extra."""
-    try:
-        import minari
-    except ImportError as e:
-        raise ImportError(DATASETS_HINT) from e
-    return minari
+    return require("minari", DATASETS_HINT)
 
 
 def datasets_root() -> Path:

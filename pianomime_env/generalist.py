@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from pianomime_env.extras import require
 from pianomime_env.policies import (
     PolicyError,
     build_mlp,
@@ -465,13 +466,10 @@ def build_actor(kind: str, config: Mapping[str, Any]):
 
 
 def _require_diffusers():
-    try:
-        import diffusers
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "the diffusion policy needs diffusers: pip install -e '.[train]' (the train extra)"
-        ) from exc
-    return diffusers
+    return require(
+        "diffusers",
+        "the diffusion policy needs diffusers: pip install -e '.[train]' (the train extra)",
+    )
 
 
 def make_ddpm(settings: Mapping[str, Any]):

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from pianomime_env.extras import require
+
 __all__ = [
     "FORMAT",
     "VERSION",
@@ -69,13 +71,9 @@ class PolicyError(ValueError):
 
 def require_torch():
     """Imports torch, or raises ``ImportError`` naming the ``train`` extra."""
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "learned policies need torch: pip install -e '.[train]' (the train extra)"
-        ) from exc
-    return torch
+    return require(
+        "torch", "learned policies need torch: pip install -e '.[train]' (the train extra)"
+    )
 
 
 # -- pieces the training scripts share with the loader ---------------------------------------

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from pianomime_env.extras import require
+
 __all__ = [
     "KeyboardDetectionError",
     "KeyboardLayout",
@@ -61,11 +63,7 @@ class KeyboardDetectionError(RuntimeError):
 
 def import_cv2() -> Any:
     """Imports OpenCV or raises an ImportError naming the extra to install."""
-    try:
-        import cv2
-    except ImportError as exc:
-        raise ImportError(f"OpenCV is needed for video demonstrations: {VIDEO_EXTRA_HINT}") from exc
-    return cv2
+    return require("cv2", f"OpenCV is needed for video demonstrations: {VIDEO_EXTRA_HINT}")
 
 
 @dataclass(frozen=True)
