@@ -149,3 +149,18 @@ def test_tolerance_equals_dm_control():
             atol=1e-15,
         )
     assert rewards.tolerance(0.02, (0, 0.05), 0.5) == 1.0
+
+
+def test_rewards_does_not_import_fingering():
+    """The import graph is one-way: fingering imports rewards, never the reverse (the fingering
+    terms are named lazily in REWARD_TERMS and imported on first use)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pianomime_env.rewards as r; assert 'pianomime_env.fingering' not in "
+        "sys.modules; r.reward_term_factory('style'); assert 'pianomime_env.fingering' in "
+        "sys.modules"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
