@@ -284,7 +284,6 @@ class LoadedPolicy:
         torch = require_torch()
         self.checkpoint = ckpt
         self.env = env
-        u = env.unwrapped
         self.wrapper = dict(ckpt["wrapper"])
         self.residual = bool(self.wrapper.get("residual", False))
         if not isinstance(env.observation_space, spaces.Dict):
@@ -295,17 +294,10 @@ class LoadedPolicy:
         if self.residual:
             if self.wrapper.get("nominal", "sight-reader") != "sight-reader":
                 raise PolicyError("load_policy plays residual checkpoints of the sight-reader only")
-            # The same wrapper the policy was trained in, for its spaces, demo and bounds; this
-            # object drives the nominal itself because the caller steps the plain env.
+            # The same wrapper the policy was trained in; the caller steps the plain env, so the
+            # wrapper only computes the nominal (observe) and maps residuals (residual_to_action).
             self.wrapped = wrap_env(env, self.wrapper)
-            from pianomime_env.sightreader import SightReader
-
             self.demo = self.wrapped.demo
-            self.reader = SightReader(u, self.demo)
-            self.n_frames = int(self.wrapper.get("n_demo_frames", 4))
-            low, high = np.asarray(u.action_low), np.asarray(u.action_high)
-            self._low, self._high = low, high
-            self._scale = float(self.wrapper["residual_scale"]) * (high[:-1] - low[:-1])
             obs_space = self.wrapped.observation_space
         else:
             obs_space = env.observation_space
@@ -324,7 +316,7 @@ class LoadedPolicy:
 
     def reset(self) -> None:
         if self.residual:
-            self.reader.reset()
+            self.wrapped.restart_nominal()
 
     def network_action(self, flat_obs: np.ndarray) -> np.ndarray:
         """The deterministic network output in [-1, 1] (act_dim,) for a flat observation."""
@@ -344,24 +336,10 @@ class LoadedPolicy:
                 a if u.normalized_actions else u.action_from_normalized(a), np.float32
             )
         # ResidualIK's observation and action, computed on the caller's plain env.
-        nominal = np.asarray(self.reader(obs), np.float64)
-        if u.normalized_actions:
-            nominal = u.action_from_normalized(nominal)
-        t = int(u.t)
-        idx = np.minimum(np.arange(t + 1, t + 1 + self.n_frames), self.demo.n_steps - 1)
-        full = dict(obs)
-        full["nominal_action"] = np.clip(
-            nominal.astype(np.float32), self._low.astype(np.float32), self._high.astype(np.float32)
-        )
-        full["demo_fingertips"] = self.demo.fingertips[idx].reshape(self.n_frames, 30)
+        full = self.wrapped.observe(obs)
         self.last_observation = full
         r = self.network_action(spaces.flatten(self.obs_space, full))
-        nu = self._low.size - 1
-        out = nominal.copy()
-        out[:nu] += r[:nu] * self._scale
-        if self.wrapper.get("sustain") == "policy":
-            out[-1] = 0.5 * (r[-1] + 1.0)
-        return u.to_env_action(np.clip(out, self._low, self._high))
+        return u.to_env_action(self.wrapped.residual_to_action(r))
 
 
 def load_policy(path: str | os.PathLike, env) -> Callable[[Any], np.ndarray]:

@@ -142,6 +142,22 @@ class ResidualIK(gym.Wrapper):
             out[-1] = 0.5 * (a[-1] + 1.0)
         return np.clip(out, self._low, self._high)
 
+    def restart_nominal(self) -> None:
+        """Starts the nominal's closed-loop state afresh (after the inner env was reset)."""
+        if self._reader is not None:
+            self._reader.reset()
+
+    def observe(self, obs: dict[str, Any]) -> dict[str, Any]:
+        """Computes the nominal for the inner env's current state and returns ``obs`` (the inner
+        env's ``Dict`` observation) with ``nominal_action`` and ``demo_fingertips`` added.
+
+        ``reset`` and ``step`` call it; a caller that steps the inner env itself (e.g.
+        :func:`pianomime_env.policies.load_policy` playing on a plain env) calls it with each
+        observation, then :meth:`residual_to_action`.
+        """
+        self._compute_nominal(obs)
+        return self._augment(obs)
+
     # -- Gymnasium API -------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -156,10 +172,8 @@ class ResidualIK(gym.Wrapper):
             # Pose the hands at the demo frame the episode starts from (IK from the posture).
             self._q = self.ik.solve(self.demo.fingertips[start], self._q, iterations=20)
             obs, info = self.env.reset(options={"start_step": start, "hand_qpos": self._q})
-        if self._reader is not None:
-            self._reader.reset()
-        self._compute_nominal(obs)
-        return self._augment(obs), info
+        self.restart_nominal()
+        return self.observe(obs), info
 
     def step(self, action: Any):
         absolute = self.residual_to_action(action)
