@@ -473,6 +473,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
             self.observation_space = self._obs_dict_space
 
     def _init_episode_state(self) -> None:
+        self._episode: rewards_lib.EpisodeContext | None = None
         self._t = 0
         self._start = 0
         self._needs_reset = True
@@ -668,7 +669,7 @@ class PianoMimeEnv(gym.Env, EzPickle):
     @property
     def episode_context(self) -> rewards_lib.EpisodeContext:
         """What reward terms got at ``reset`` (model, index, goal, fingering, demo, ...)."""
-        if self._needs_reset and self._t == 0:
+        if self._episode is None:
             raise RuntimeError("episode_context exists after reset()")
         return self._episode
 
