@@ -65,6 +65,10 @@ class Args:
     """Train a residual over the sight-reader through ResidualIK (else from scratch)."""
     residual_scale: float = 0.02
     """ResidualIK's residual bound as a fraction of each actuator's range."""
+    finger_residual_scale: float | None = None
+    """Residual bound of the finger and thumb joints as a fraction of their range (None: the
+    same as --residual-scale). At 0.02 a fingertip moves ~3 mm: it cannot hold a key down that
+    the nominal lifts; 0.1 lets it."""
     seed: int = 0
     """Seed of torch, the envs, the replay sampling and the evaluation."""
     total_timesteps: int = 1_000_000
@@ -156,6 +160,11 @@ def wrapper_config(args: Args) -> dict:
     return {
         "residual": True,
         "residual_scale": args.residual_scale,
+        **(
+            {"finger_residual_scale": args.finger_residual_scale}
+            if args.finger_residual_scale is not None
+            else {}
+        ),
         "sustain": "score",
         "n_demo_frames": 4,
         "nominal": "sight-reader",

@@ -29,6 +29,8 @@ class Args:
     """Figure title."""
     target: float = 0.95
     """A horizontal line at this F1 (0: none)."""
+    ylim: tuple[float, float] = (0.0, 1.0)
+    """Range of both y axes (e.g. 0.8 1.0 to see residual runs that start at the nominal)."""
 
 
 def main(args: Args) -> Path:
@@ -54,7 +56,7 @@ def main(args: Args) -> Path:
             ax.axhline(args.target, color="gray", ls="--", lw=1, label=f"target {args.target}")
         ax.set_xlabel("env steps")
         ax.set_ylabel(name)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(*args.ylim)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     if args.title:

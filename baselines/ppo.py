@@ -68,6 +68,10 @@ class Args:
     """Train a residual over the sight-reader through ResidualIK (else from scratch)."""
     residual_scale: float = 0.02
     """ResidualIK's residual bound as a fraction of each actuator's range."""
+    finger_residual_scale: float | None = None
+    """Residual bound of the finger and thumb joints as a fraction of their range (None: the
+    same as --residual-scale). At 0.02 a fingertip moves ~3 mm: it cannot hold a key down that
+    the nominal lifts; 0.1 lets it."""
     seed: int = 0
     """Seed of torch, the envs and the evaluation."""
     total_timesteps: int = 1_000_000
@@ -127,7 +131,9 @@ class Args:
     cuda: bool = True
     """Use CUDA when available."""
     torch_threads: int = 1
-    """torch CPU threads (1 leaves the cores to the envs)."""
+    """torch CPU threads while collecting a rollout (1 leaves the cores to the envs)."""
+    update_threads: int = 2
+    """torch CPU threads for the update epochs (the env workers are idle then)."""
     max_wall_s: float = 0.0
     """Stop (with a final checkpoint and evaluation) once this run has trained this many
     seconds of wall time since it (re)started (0: no limit)."""
@@ -157,6 +163,11 @@ def wrapper_config(args: Args) -> dict:
     return {
         "residual": True,
         "residual_scale": args.residual_scale,
+        **(
+            {"finger_residual_scale": args.finger_residual_scale}
+            if args.finger_residual_scale is not None
+            else {}
+        ),
         "sustain": "score",
         "n_demo_frames": 4,
         "nominal": "sight-reader",
@@ -447,6 +458,7 @@ def main(args: Args) -> dict:
             adv[t] = last
         ret = adv + val_buf
 
+        torch.set_num_threads(args.update_threads)
         b_obs = torch.as_tensor(obs_buf.reshape(batch_size, obs_dim), device=device)
         b_act = torch.as_tensor(act_buf.reshape(batch_size, act_dim), device=device)
         b_logp = torch.as_tensor(logp_buf.reshape(-1), device=device)
@@ -487,6 +499,7 @@ def main(args: Args) -> dict:
                 optimizer.step()
             if args.target_kl is not None and approx_kl > args.target_kl:
                 break
+        torch.set_num_threads(args.torch_threads)
         iteration += 1
 
         sps = (global_step - step0) / (time.perf_counter() - start)

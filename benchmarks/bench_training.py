@@ -1,5 +1,5 @@
 """Training throughput, updates included: env steps/s of our PPO (plain and residual over the
-sight-reader, 2 envs), our DroQ (residual, 1 env), and the peer, Stable-Baselines3 PPO on
+sight-reader, 2 envs; plain also with ``fast_physics=True``), our DroQ (residual, 1 env), and the peer, Stable-Baselines3 PPO on
 RoboPianist through Shimmy (2 subprocess envs), in one run, on the same song.
 
     .venv/bin/python benchmarks/bench_training.py --out docs/bench-training.json
@@ -34,7 +34,7 @@ from pathlib import Path
 import tyro
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENDERS = ("ppo", "ppo-residual", "droq-residual", "sb3-robopianist")
+CONTENDERS = ("ppo", "ppo-residual", "ppo-fast", "droq-residual", "sb3-robopianist")
 
 SB3_CHILD = r"""
 import json, os, sys, time
@@ -83,7 +83,8 @@ class Args:
     song: str = "TwinkleTwinkleRousseau"
     """A built-in song that is also a RoboPianist debug env."""
     contenders: tuple[str, ...] = CONTENDERS
-    """Which to run: ppo, ppo-residual, droq-residual, sb3-robopianist."""
+    """Which to run: ppo, ppo-residual, ppo-fast (plain PPO on the env's fast_physics=True),
+    droq-residual, sb3-robopianist."""
     repeats: int = 1
     """Rounds; each round runs every contender once (round-robin, so slow phases of a shared
     machine hit all of them); the median env steps/s is reported."""
@@ -188,6 +189,9 @@ def main(args: Args) -> dict:
     runs = {
         "ppo": lambda n: _ours("ppo.py", args.song, n, "--num-envs", "2"),
         "ppo-residual": lambda n: _ours("ppo.py", args.song, n, "--num-envs", "2", "--residual"),
+        "ppo-fast": lambda n: _ours(
+            "ppo.py", args.song, n, "--num-envs", "2", "--env-kwargs", '{"fast_physics": true}'
+        ),
         "droq-residual": lambda n: _ours(
             "droq.py", args.song, n, "--residual", "--learning-starts", "256"
         ),

@@ -43,6 +43,7 @@ from pianomime_env.policies import (
     require_torch,
     wrap_env,
 )
+from pianomime_env.wrappers import residual_bounds
 
 __all__ = [
     "BC_SIZES",
@@ -268,7 +269,9 @@ def load_imitation_data(
             demo, reader = _plan(plans, env, song)
             nominal = _replay_nominal(env, reader, ep, m, n, song)
             low, high = np.asarray(env.action_low), np.asarray(env.action_high)
-            scale = float(wrapper["residual_scale"]) * (high[:-1] - low[:-1])
+            scale = residual_bounds(
+                env, wrapper["residual_scale"], wrapper.get("finger_residual_scale")
+            )
             res = (absolute[:, :-1] - nominal[:, :-1]) / np.maximum(scale, 1e-12)
             out_act.append(np.clip(res, -1, 1).astype(np.float32))
             rows = [
@@ -548,6 +551,7 @@ class GeneralistPolicy:
             self.demo = wrapped.demo
             self.reader = SightReader(u, self.demo)
             self.n_frames = int(self.wrapper.get("n_demo_frames", 4))
+            self.residual_bound = wrapped.residual_bound
         check_compatible(ckpt, env, obs_space)
         self.layout = [[k, list(s)] for k, s in ckpt["observation_layout"]]
         self.low, self.high = np.asarray(u.action_low), np.asarray(u.action_high)
@@ -633,5 +637,5 @@ class GeneralistPolicy:
             return u.to_env_action(np.clip(u.action_from_normalized(a), self.low, self.high))
         nu = self.low.size - 1
         out = nominal.copy()
-        out[:nu] += a[:nu] * float(self.wrapper["residual_scale"]) * (self.high - self.low)[:nu]
+        out[:nu] += a[:nu] * self.residual_bound
         return u.to_env_action(np.clip(out, self.low, self.high))

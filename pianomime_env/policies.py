@@ -11,7 +11,7 @@ A checkpoint (``model.pt``, written by ``baselines/ppo.py`` and ``baselines/droq
 | ``obs_norm`` | running ``mean``/``var`` (D,) float64 tensors, ``count``, ``clip``, ``eps``: the network sees ``clip((x - mean) / sqrt(var + eps), -clip, clip)`` |
 | ``env`` | ``{"id": gym id, "kwargs": {...}}`` the policy was trained on |
 | ``observation_layout`` | ``[[key, shape], ...]``: the ``Dict`` observation the network reads, in flattening order (after wrappers) |
-| ``wrapper`` | ``{"residual": False}`` or ``{"residual": True, "residual_scale", "sustain", "n_demo_frames", "nominal"}`` (:class:`~pianomime_env.wrappers.ResidualIK`) |
+| ``wrapper`` | ``{"residual": False}`` or ``{"residual": True, "residual_scale", "finger_residual_scale" (optional), "sustain", "n_demo_frames", "nominal"}`` (:class:`~pianomime_env.wrappers.ResidualIK`) |
 | ``global_step`` | env steps trained |
 
 The network's output is a normalized action in [-1, 1]: for a plain policy it is the env's
@@ -178,6 +178,7 @@ def wrap_env(env, wrapper: Mapping[str, Any]):
         env,
         demo,
         residual_scale=float(wrapper["residual_scale"]),
+        finger_residual_scale=wrapper.get("finger_residual_scale"),
         sustain=wrapper.get("sustain", "score"),
         n_demo_frames=int(wrapper.get("n_demo_frames", 4)),
         nominal=wrapper.get("nominal", "sight-reader"),

@@ -8,6 +8,8 @@ to the *nominal* action, the IK solution for the demonstration's next frame. The
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -17,7 +19,30 @@ from gymnasium import spaces
 from pianomime_env.demos.format import Demonstration
 from pianomime_env.ik import HandIK
 
-__all__ = ["ResidualIK"]
+__all__ = ["ResidualIK", "finger_actuators", "residual_bounds"]
+
+_FINGER_ACTUATOR = re.compile(r"_A_(TH|FF|MF|RF|LF)J\d$")
+
+
+def finger_actuators(action_names: Sequence[str]) -> np.ndarray:
+    """Indices of the thumb and finger actuators among ``action_names`` (not wrist, forearm or
+    sustain), e.g. ``rh_A_THJ5``, ``lh_A_FFJ0``."""
+    return np.array([i for i, n in enumerate(action_names) if _FINGER_ACTUATOR.search(n)], int)
+
+
+def residual_bounds(
+    env: Any, residual_scale: float, finger_residual_scale: float | None = None
+) -> np.ndarray:
+    """(nu,) float64 residual bound per actuator (rad or m, sustain excluded) of a
+    PianoMimeEnv: ``residual_scale`` (the finger and thumb joints: ``finger_residual_scale``
+    when given) times the actuator's range."""
+    u = env.unwrapped
+    low, high = np.asarray(u.action_low, np.float64), np.asarray(u.action_high, np.float64)
+    nu = low.size - 1
+    fraction = np.full(nu, float(residual_scale))
+    if finger_residual_scale is not None:
+        fraction[finger_actuators(u.action_names[:nu])] = float(finger_residual_scale)
+    return fraction * (high[:-1] - low[:-1])
 
 
 class ResidualIK(gym.Wrapper):
@@ -29,6 +54,10 @@ class ResidualIK(gym.Wrapper):
         demo: the demonstration (T must equal the song's number of steps, same control rate).
         residual_scale: residual bound as a fraction of each actuator's range (PianoMime:
             0.02-0.03).
+        finger_residual_scale: a different bound for the finger and thumb joints (``None``:
+            ``residual_scale``). 0.02 of a finger's range (0.04-0.06 rad) moves a fingertip only
+            ~3 mm, too little to press a key the nominal holds lifted or to keep one down that
+            it releases; the wrist and forearm keep ``residual_scale``.
         sustain: ``"score"`` takes the pedal from the score; ``"policy"`` adds one more action
             entry in [-1, 1] mapped to the pedal command [0, 1].
         n_demo_frames: how many upcoming demo frames ``demo_fingertips`` holds.
@@ -56,6 +85,7 @@ class ResidualIK(gym.Wrapper):
         residual_scale: float = 0.02,
         sustain: Literal["score", "policy"] = "score",
         *,
+        finger_residual_scale: float | None = None,
         n_demo_frames: int = 4,
         ik_iterations: int = 3,
         reference_state_init: bool = False,
@@ -67,12 +97,19 @@ class ResidualIK(gym.Wrapper):
             raise ValueError("ResidualIK needs Dict observations: make the env with flatten=False")
         if sustain not in ("score", "policy"):
             raise ValueError(f"sustain must be 'score' or 'policy', got {sustain!r}")
-        if not (np.isfinite(residual_scale) and residual_scale >= 0):
-            raise ValueError(f"residual_scale must be a finite number >= 0, got {residual_scale}")
+        for name, value in (
+            ("residual_scale", residual_scale),
+            ("finger_residual_scale", finger_residual_scale),
+        ):
+            if value is not None and not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         demo.check_fits(u)
         self.demo = demo
         self.sustain_mode = sustain
         self.residual_scale = float(residual_scale)
+        self.finger_residual_scale = (
+            None if finger_residual_scale is None else float(finger_residual_scale)
+        )
         self.n_demo_frames = int(n_demo_frames)
         self.ik_iterations = int(ik_iterations)
         self.reference_state_init = bool(reference_state_init)
@@ -88,7 +125,7 @@ class ResidualIK(gym.Wrapper):
         self._low = np.asarray(u.action_low, np.float64)
         self._high = np.asarray(u.action_high, np.float64)
         self._nu = self._low.size - 1
-        self._scale = self.residual_scale * (self._high[:-1] - self._low[:-1])
+        self._scale = residual_bounds(u, self.residual_scale, self.finger_residual_scale)
         n_act = self._nu + (1 if sustain == "policy" else 0)
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
         low32, high32 = self._low.astype(np.float32), self._high.astype(np.float32)
@@ -105,6 +142,11 @@ class ResidualIK(gym.Wrapper):
         self._q = self.ik.posture.copy()
         self._nominal = np.zeros(self._nu + 1)
         self.last_env_action: np.ndarray | None = None  # absolute action sent to the env
+
+    @property
+    def residual_bound(self) -> np.ndarray:
+        """(nu,) float64 largest residual per actuator (rad or m), the action's ±1."""
+        return self._scale.copy()
 
     # -- helpers -------------------------------------------------------------------------------
 

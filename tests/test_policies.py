@@ -88,9 +88,11 @@ def test_plain_policy_same_action_in_either_action_mode(tmp_path):
     np.testing.assert_array_equal(load_policy(tmp_path, norm)(obs), a_norm)
 
 
-def test_residual_policy_on_plain_env_plays_as_through_the_wrapper(tmp_path):
+@pytest.mark.parametrize("finger_scale", [None, 0.15])
+def test_residual_policy_on_plain_env_plays_as_through_the_wrapper(tmp_path, finger_scale):
     """load_policy drives ResidualIK's nominal itself on the caller's plain env: the episode must
-    be the one the training wrapper (ResidualIK + FlattenObservation) produces."""
+    be the one the training wrapper (ResidualIK + FlattenObservation) produces, also with a
+    separate finger residual bound (which the checkpoint's wrapper config carries)."""
     wrapper = {
         "residual": True,
         "residual_scale": 0.05,
@@ -98,6 +100,8 @@ def test_residual_policy_on_plain_env_plays_as_through_the_wrapper(tmp_path):
         "n_demo_frames": 4,
         "nominal": "sight-reader",
     }
+    if finger_scale is not None:
+        wrapper["finger_residual_scale"] = finger_scale
     path = tmp_path / "model.pt"
     make_checkpoint(path, {"trim_silence": True}, wrapper, out_scale=30.0)
     # Through the wrapper, as in training (network output -> ResidualIK.step).

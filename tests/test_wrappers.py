@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 from pianomime_env.demos import from_midi
 from pianomime_env.env import PianoMimeEnv
-from pianomime_env.wrappers import ResidualIK
+from pianomime_env.wrappers import ResidualIK, finger_actuators, residual_bounds
 
 SONG = "CMajorChordProgressionTwoHands"
 
@@ -46,6 +46,29 @@ def test_residual_scaled_and_bounded(demo):
     )
     np.testing.assert_allclose(a[:-1], expect, atol=1e-5)
     assert obs["demo_fingertips"].shape == (4, 30)
+
+
+def test_finger_residual_scale_widens_only_the_finger_joints(demo):
+    w = ResidualIK(PianoMimeEnv(SONG), demo, residual_scale=0.02, finger_residual_scale=0.1)
+    obs, _ = w.reset(seed=0)
+    u = w.env.unwrapped
+    names = u.action_names[:-1]
+    fingers = finger_actuators(names)
+    # 18 per hand: thumb 5, first/middle/ring finger 3 each, little finger 4 (no wrist, forearm).
+    assert len(fingers) == 36
+    assert {names[i].split("_A_")[1][:2] for i in fingers} == {"TH", "FF", "MF", "RF", "LF"}
+    span = u.action_high[:-1] - u.action_low[:-1]
+    fraction = np.full(len(names), 0.02)
+    fraction[fingers] = 0.1
+    np.testing.assert_allclose(w.residual_bound, fraction * span)
+    np.testing.assert_allclose(residual_bounds(u, 0.02, 0.1), fraction * span)
+    a = w.residual_to_action(-np.ones(w.action_space.shape))
+    expect = np.clip(
+        obs["nominal_action"][:-1] - fraction * span, u.action_low[:-1], u.action_high[:-1]
+    )
+    np.testing.assert_allclose(a[:-1], expect, atol=1e-5)
+    with pytest.raises(ValueError, match="finger_residual_scale"):
+        ResidualIK(PianoMimeEnv(SONG), demo, finger_residual_scale=-0.1)
 
 
 def test_rejects_bad_settings(demo):
