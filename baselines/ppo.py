@@ -70,8 +70,8 @@ class Args:
     """ResidualIK's residual bound as a fraction of each actuator's range."""
     finger_residual_scale: float | None = None
     """Residual bound of the finger and thumb joints as a fraction of their range (None: the
-    same as --residual-scale). At 0.02 a fingertip moves ~3 mm: it cannot hold a key down that
-    the nominal lifts; 0.1 lets it."""
+    same as --residual-scale). At 0.02 a fingertip moves a few mm, less than a key's travel;
+    0.1 learned faster on Twinkle (docs/results.md)."""
     seed: int = 0
     """Seed of torch, the envs and the evaluation."""
     total_timesteps: int = 1_000_000

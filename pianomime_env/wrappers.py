@@ -55,9 +55,9 @@ class ResidualIK(gym.Wrapper):
         residual_scale: residual bound as a fraction of each actuator's range (PianoMime:
             0.02-0.03).
         finger_residual_scale: a different bound for the finger and thumb joints (``None``:
-            ``residual_scale``). 0.02 of a finger's range (0.04-0.06 rad) moves a fingertip only
-            ~3 mm, too little to press a key the nominal holds lifted or to keep one down that
-            it releases; the wrist and forearm keep ``residual_scale``.
+            ``residual_scale``). 0.02 of a finger's range (0.04-0.06 rad at the flexion joints)
+            moves a fingertip by a few millimetres, less than a key's travel; the wrist and
+            forearm keep ``residual_scale``.
         sustain: ``"score"`` takes the pedal from the score; ``"policy"`` adds one more action
             entry in [-1, 1] mapped to the pedal command [0, 1].
         n_demo_frames: how many upcoming demo frames ``demo_fingertips`` holds.
