@@ -43,7 +43,7 @@ from pianomime_env.policies import (
     require_torch,
     wrap_env,
 )
-from pianomime_env.wrappers import residual_bounds
+from pianomime_env.wrappers import residual_bounds, residual_observation
 
 __all__ = [
     "BC_SIZES",
@@ -56,7 +56,6 @@ __all__ = [
     "load_imitation_data",
     "make_ddim",
     "make_ddpm",
-    "residual_observation",
     "sample_actions",
 ]
 
@@ -145,27 +144,6 @@ class Normalizer:
             np.asarray(state["scale"], np.float32),
             str(state["kind"]),
         )
-
-
-def residual_observation(
-    obs: Mapping[str, np.ndarray],
-    nominal: np.ndarray,
-    demo: Any,
-    t: int,
-    n_frames: int,
-    low: np.ndarray,
-    high: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """ResidualIK's observation at step ``t``: ``obs`` plus ``nominal_action`` (absolute,
-    clipped into [low, high], float32) and ``demo_fingertips`` (n_frames, 30): frames
-    t+1..t+n_frames of the demonstration, clamped at its end."""
-    idx = np.minimum(np.arange(t + 1, t + 1 + n_frames), demo.n_steps - 1)
-    out = dict(obs)
-    out["nominal_action"] = np.clip(
-        np.asarray(nominal, np.float32), np.float32(low), np.float32(high)
-    ).astype(np.float32)
-    out["demo_fingertips"] = np.asarray(demo.fingertips[idx], np.float32).reshape(n_frames, 30)
-    return out
 
 
 # -- imitation data --------------------------------------------------------------------------
@@ -544,14 +522,10 @@ class GeneralistPolicy:
         if self.residual:
             if self.wrapper.get("nominal", "sight-reader") != "sight-reader":
                 raise PolicyError("residual generalists use the sight-reader nominal only")
-            from pianomime_env.sightreader import SightReader
-
-            wrapped = wrap_env(env, self.wrapper)
-            obs_space = wrapped.observation_space
-            self.demo = wrapped.demo
-            self.reader = SightReader(u, self.demo)
-            self.n_frames = int(self.wrapper.get("n_demo_frames", 4))
-            self.residual_bound = wrapped.residual_bound
+            # ResidualIK computes the nominal and the residual observation; this policy steps
+            # the caller's env itself (ResidualIK.observe / residual_to_action).
+            self.residual_env = wrap_env(env, self.wrapper)
+            obs_space = self.residual_env.observation_space
         check_compatible(ckpt, env, obs_space)
         self.layout = [[k, list(s)] for k, s in ckpt["observation_layout"]]
         self.low, self.high = np.asarray(u.action_low), np.asarray(u.action_high)
@@ -589,7 +563,7 @@ class GeneralistPolicy:
         self.queue.clear()
         self.generator.manual_seed(int(self.checkpoint.get("seed", 0)))
         if self.residual:
-            self.reader.reset()
+            self.residual_env.restart_nominal()
 
     def network_actions(self, feats: np.ndarray) -> np.ndarray:
         """Policy outputs in [-1, 1] for the current features (F,): (1, A) for the MLP, the
@@ -619,14 +593,8 @@ class GeneralistPolicy:
 
     def __call__(self, obs: Any) -> np.ndarray:
         u = self.env.unwrapped
-        nominal = None
         if self.residual:
-            nominal = np.asarray(self.reader(obs), np.float64)
-            if u.normalized_actions:
-                nominal = u.action_from_normalized(nominal)
-            obs = residual_observation(
-                obs, nominal, self.demo, int(u.t), self.n_frames, self.low, self.high
-            )
+            obs = self.residual_env.observe(obs)
         self.last_observation = obs
         feats = features(obs, self.layout, self.encoder)
         self.history.append(feats)
@@ -635,7 +603,4 @@ class GeneralistPolicy:
         a = self.queue.popleft()
         if not self.residual:
             return u.to_env_action(np.clip(u.action_from_normalized(a), self.low, self.high))
-        nu = self.low.size - 1
-        out = nominal.copy()
-        out[:nu] += a[:nu] * self.residual_bound
-        return u.to_env_action(np.clip(out, self.low, self.high))
+        return u.to_env_action(self.residual_env.residual_to_action(a))

@@ -19,7 +19,7 @@ from gymnasium import spaces
 from pianomime_env.demos.format import Demonstration
 from pianomime_env.ik import HandIK
 
-__all__ = ["ResidualIK", "finger_actuators", "residual_bounds"]
+__all__ = ["ResidualIK", "finger_actuators", "residual_bounds", "residual_observation"]
 
 _FINGER_ACTUATOR = re.compile(r"_A_(TH|FF|MF|RF|LF)J\d$")
 
@@ -28,6 +28,28 @@ def finger_actuators(action_names: Sequence[str]) -> np.ndarray:
     """Indices of the thumb and finger actuators among ``action_names`` (not wrist, forearm or
     sustain), e.g. ``rh_A_THJ5``, ``lh_A_FFJ0``."""
     return np.array([i for i, n in enumerate(action_names) if _FINGER_ACTUATOR.search(n)], int)
+
+
+def residual_observation(
+    obs: dict[str, Any],
+    nominal: np.ndarray,
+    demo: Demonstration,
+    t: int,
+    n_frames: int,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> dict[str, Any]:
+    """ResidualIK's observation at step ``t``: ``obs`` plus ``nominal_action`` (absolute,
+    clipped into [low, high], float32) and ``demo_fingertips`` (n_frames, 30), float32, m:
+    frames t+1..t+n_frames of the demonstration, clamped at its end. (Also used to rebuild
+    these observations from a dataset's replayed nominals.)"""
+    idx = np.minimum(np.arange(t + 1, t + 1 + n_frames), demo.n_steps - 1)
+    out = dict(obs)
+    out["nominal_action"] = np.clip(
+        np.asarray(nominal, np.float32), np.float32(low), np.float32(high)
+    ).astype(np.float32)
+    out["demo_fingertips"] = np.asarray(demo.fingertips[idx], np.float32).reshape(n_frames, 30)
+    return out
 
 
 def residual_bounds(
@@ -129,7 +151,6 @@ class ResidualIK(gym.Wrapper):
         n_act = self._nu + (1 if sustain == "policy" else 0)
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
         low32, high32 = self._low.astype(np.float32), self._high.astype(np.float32)
-        self._low32, self._high32 = low32, high32
         self.observation_space = spaces.Dict(
             {
                 **dict(env.observation_space.spaces),
@@ -164,11 +185,9 @@ class ResidualIK(gym.Wrapper):
 
     def _augment(self, obs: dict[str, Any]) -> dict[str, Any]:
         t = int(self.env.unwrapped.t)
-        idx = np.minimum(np.arange(t + 1, t + 1 + self.n_demo_frames), self.demo.n_steps - 1)
-        out = dict(obs)
-        out["nominal_action"] = np.clip(self._nominal.astype(np.float32), self._low32, self._high32)
-        out["demo_fingertips"] = self.demo.fingertips[idx].reshape(self.n_demo_frames, 30).copy()
-        return out
+        return residual_observation(
+            obs, self._nominal, self.demo, t, self.n_demo_frames, self._low, self._high
+        )
 
     def residual_to_action(self, residual: np.ndarray) -> np.ndarray:
         """Absolute env action (nu + 1,) for a policy residual (float64)."""
