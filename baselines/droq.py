@@ -44,6 +44,7 @@ import pianomime_env  # noqa: F401  (registers the PianoMime-* ids)
 from pianomime_env.policies import (
     RunningMeanStd,
     build_mlp,
+    env_make_kwargs,
     observation_layout,
     require_torch,
     save_checkpoint,
@@ -173,8 +174,9 @@ def wrapper_config(args: Args) -> dict:
 
 def make_env(args: Args, flatten: bool = True):
     def thunk():
-        env = gym.make(args.env_id, **env_kwargs(args))
-        env = wrap_env(env, wrapper_config(args))
+        wrapper = wrapper_config(args)
+        env = gym.make(args.env_id, **env_make_kwargs(args.env_id, env_kwargs(args), wrapper))
+        env = wrap_env(env, wrapper)
         return gym.wrappers.FlattenObservation(env) if flatten else env
 
     return thunk

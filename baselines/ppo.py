@@ -9,6 +9,8 @@ Gymnasium 1.x), from scratch or as a residual over the sight-reader (PianoMime's
 Env pipeline: ``gym.make(env_id, trim_silence=..., **env_kwargs)`` -> ``ResidualIK`` (with
 ``--residual``; nominal = the sight-reader, demo planned from the song) -> ``FlattenObservation``.
 Without ``--residual`` the env has ``normalized_actions=True`` so the policy acts in [-1, 1].
+With the multi-song env (``--env-id pianomime_env.multisong:PianoMime-MultiSong-v0``) and
+``--residual``, the env wraps each song in ResidualIK itself (``policies.env_make_kwargs``).
 
 Gymnasium 1.x: the vector env uses ``AutoresetMode.SAME_STEP`` (chosen explicitly): a step that
 ends an episode returns the next episode's first observation and puts the last one in
@@ -47,6 +49,7 @@ import pianomime_env  # noqa: F401  (registers the PianoMime-* ids)
 from pianomime_env.policies import (
     RunningMeanStd,
     build_mlp,
+    env_make_kwargs,
     observation_layout,
     require_torch,
     save_checkpoint,
@@ -178,8 +181,9 @@ def make_env(args: Args, flatten: bool = True):
     """A thunk building one training/evaluation env."""
 
     def thunk():
-        env = gym.make(args.env_id, **env_kwargs(args))
-        env = wrap_env(env, wrapper_config(args))
+        wrapper = wrapper_config(args)
+        env = gym.make(args.env_id, **env_make_kwargs(args.env_id, env_kwargs(args), wrapper))
+        env = wrap_env(env, wrapper)
         return gym.wrappers.FlattenObservation(env) if flatten else env
 
     return thunk

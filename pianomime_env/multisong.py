@@ -36,6 +36,8 @@ class MultiSongEnv(gym.Env):
         segment_steps: episode length cap in control steps (None: play to the song's end).
         residual: wrap every song in ResidualIK (sight-reader nominal).
         residual_scale: ResidualIK's residual bound (fraction of each actuator's range).
+        finger_residual_scale: ResidualIK's bound for the finger and thumb joints (None: the
+            same as ``residual_scale``).
         max_cached: how many songs' envs (and demonstrations) stay built.
         **env_kwargs: PianoMimeEnv arguments shared by every song (``flatten`` must stay False
             with ``residual``).
@@ -55,6 +57,7 @@ class MultiSongEnv(gym.Env):
         segment_steps: int | None = 550,
         residual: bool = False,
         residual_scale: float = 0.02,
+        finger_residual_scale: float | None = None,
         max_cached: int = 16,
         **env_kwargs: Any,
     ) -> None:
@@ -68,6 +71,7 @@ class MultiSongEnv(gym.Env):
         self.segment_steps = segment_steps
         self.residual = bool(residual)
         self.residual_scale = float(residual_scale)
+        self.finger_residual_scale = finger_residual_scale
         self.max_cached = int(max_cached)
         self.env_kwargs = dict(env_kwargs)
         self._cache: OrderedDict[str, gym.Env] = OrderedDict()
@@ -93,7 +97,12 @@ class MultiSongEnv(gym.Env):
             u = env.unwrapped
             demo = from_midi(u.trajectory, control_timestep=u.control_timestep, env=u)
             self.plans += 1
-            env = ResidualIK(env, demo, residual_scale=self.residual_scale)
+            env = ResidualIK(
+                env,
+                demo,
+                residual_scale=self.residual_scale,
+                finger_residual_scale=self.finger_residual_scale,
+            )
         if hasattr(self, "observation_space") and (
             env.observation_space != self.observation_space or env.action_space != self.action_space
         ):

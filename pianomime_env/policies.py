@@ -163,11 +163,40 @@ def observation_layout(space: spaces.Space) -> list[list[Any]]:
     return [[k, list(s.shape)] for k, s in space.spaces.items()]
 
 
+def is_multi_song(env_id: str) -> bool:
+    """Whether ``env_id`` (``[module:]name``) is the multi-song env, ``PianoMime-MultiSong-v*``."""
+    return env_id.split(":")[-1].startswith("PianoMime-MultiSong-")
+
+
+def env_make_kwargs(env_id: str, kwargs: Mapping[str, Any], wrapper: Mapping[str, Any]) -> dict:
+    """``gym.make`` arguments for ``env_id``: ``kwargs``, plus, for the multi-song env under a
+    residual wrapper, its residual settings (``MultiSongEnv`` wraps each song in ResidualIK
+    itself, with that song's demonstration; :func:`wrap_env` then leaves it as it is)."""
+    out = dict(kwargs)
+    if wrapper.get("residual", False) and is_multi_song(env_id):
+        out["residual"] = True
+        out["residual_scale"] = float(wrapper["residual_scale"])
+        if wrapper.get("finger_residual_scale") is not None:
+            out["finger_residual_scale"] = float(wrapper["finger_residual_scale"])
+    return out
+
+
 def wrap_env(env, wrapper: Mapping[str, Any]):
     """Applies the checkpoint's wrapper configuration to ``env`` (``Dict`` observations):
     :class:`~pianomime_env.wrappers.ResidualIK` around the sight-reader when residual, with the
-    demonstration planned from the env's own song. Returns the wrapped env (still ``Dict``)."""
+    demonstration planned from the env's own song. Returns the wrapped env (still ``Dict``).
+    A residual multi-song env (``MultiSongEnv(residual=True)``, see :func:`env_make_kwargs`)
+    is returned as it is."""
     if not wrapper.get("residual", False):
+        return env
+    from pianomime_env.multisong import MultiSongEnv
+
+    if isinstance(env.unwrapped, MultiSongEnv):
+        if not env.unwrapped.residual:
+            raise PolicyError(
+                "a residual wrapper on the multi-song env needs MultiSongEnv(residual=True) "
+                "(policies.env_make_kwargs adds it)"
+            )
         return env
     from pianomime_env.demos import from_midi
     from pianomime_env.wrappers import ResidualIK

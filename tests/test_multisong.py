@@ -50,8 +50,42 @@ def test_residual_plans_once_per_song_and_registers():
     env.close()
 
 
-def test_ppo_trains_across_songs(tmp_path):
-    """baselines/ppo.py takes the env by its module-qualified id; the checkpoint plays any song."""
+def test_residual_wrapper_config_builds_the_residual_multi_song_env():
+    """env_make_kwargs turns a residual wrapper config into MultiSongEnv's own residual
+    settings; wrap_env then keeps the env, whose observation layout is ResidualIK's on one song."""
+    from pianomime_env.demos import from_midi
+    from pianomime_env.env import PianoMimeEnv
+    from pianomime_env.policies import (
+        PolicyError,
+        env_make_kwargs,
+        is_multi_song,
+        observation_layout,
+        wrap_env,
+    )
+    from pianomime_env.wrappers import ResidualIK
+
+    wrapper = {"residual": True, "residual_scale": 0.02, "finger_residual_scale": 0.1}
+    env_id = "pianomime_env.multisong:PianoMime-MultiSong-v0"
+    assert is_multi_song(env_id) and not is_multi_song("PianoMime-CMajorScaleOneHand-v0")
+    kwargs = env_make_kwargs(env_id, {"songs": SONGS, "segment_steps": 5}, wrapper)
+    assert kwargs["residual"] and kwargs["finger_residual_scale"] == 0.1
+    env = gym.make(env_id, **kwargs)
+    assert wrap_env(env, wrapper) is env
+    single = PianoMimeEnv(SONGS[0], flatten=False)
+    one = ResidualIK(single, from_midi(single.trajectory, env=single), finger_residual_scale=0.1)
+    assert observation_layout(env.observation_space) == observation_layout(one.observation_space)
+    env.reset(seed=0)
+    np.testing.assert_allclose(env.unwrapped.current.residual_bound, one.residual_bound)
+    plain = gym.make(env_id, songs=SONGS, segment_steps=5)
+    with pytest.raises(PolicyError, match="residual=True"):
+        wrap_env(plain, wrapper)
+    assert env_make_kwargs("PianoMime-CMajorScaleOneHand-v0", {}, wrapper) == {}
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_ppo_trains_across_songs(tmp_path, residual):
+    """baselines/ppo.py takes the env by its module-qualified id, plain or residual (each song
+    in ResidualIK); the checkpoint plays any song."""
     pytest.importorskip("torch")
     import json
     import subprocess
@@ -64,6 +98,8 @@ def test_ppo_trains_across_songs(tmp_path):
     cmd += ["pianomime_env.multisong:PianoMime-MultiSong-v0", "--env-kwargs", kwargs]
     cmd += ["--num-envs", "1", "--num-steps", "64", "--total-timesteps", "128"]
     cmd += ["--eval-every", "0", "--run-dir", str(tmp_path / "ppo"), "--no-progress"]
+    if residual:
+        cmd += ["--residual", "--finger-residual-scale", "0.1"]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "ppo" / "summary.json").read_text())
@@ -76,3 +112,5 @@ def test_ppo_trains_across_songs(tmp_path):
     policy = load_policy(tmp_path / "ppo" / "model.pt", env)
     obs, _ = env.reset(seed=0)
     assert env.action_space.contains(policy(obs))
+    ckpt = json.loads((tmp_path / "ppo" / "args.json").read_text())
+    assert ckpt["residual"] is residual
