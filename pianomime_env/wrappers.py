@@ -119,11 +119,11 @@ class ResidualIK(gym.Wrapper):
             raise ValueError("ResidualIK needs Dict observations: make the env with flatten=False")
         if sustain not in ("score", "policy"):
             raise ValueError(f"sustain must be 'score' or 'policy', got {sustain!r}")
-        for name, value in (
-            ("residual_scale", residual_scale),
-            ("finger_residual_scale", finger_residual_scale),
-        ):
-            if value is not None and not (np.isfinite(value) and value >= 0):
+        scales = [("residual_scale", residual_scale)]
+        if finger_residual_scale is not None:
+            scales.append(("finger_residual_scale", finger_residual_scale))
+        for name, value in scales:
+            if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         demo.check_fits(u)
         self.demo = demo
