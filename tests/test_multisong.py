@@ -106,11 +106,13 @@ def test_ppo_trains_across_songs(tmp_path, residual):
     assert summary["global_step"] == 128 and 0.0 <= summary["eval"]["f1"] <= 1.0
 
     from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.policies import load_policy
+    from pianomime_env.policies import load_checkpoint, load_policy
 
     env = PianoMimeEnv("TwinkleTwinkleLittleStar")
     policy = load_policy(tmp_path / "ppo" / "model.pt", env)
     obs, _ = env.reset(seed=0)
     assert env.action_space.contains(policy(obs))
-    ckpt = json.loads((tmp_path / "ppo" / "args.json").read_text())
-    assert ckpt["residual"] is residual
+    wrapper = load_checkpoint(tmp_path / "ppo" / "model.pt")["wrapper"]
+    assert wrapper["residual"] is residual
+    if residual:
+        assert wrapper["finger_residual_scale"] == 0.1
