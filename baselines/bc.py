@@ -4,6 +4,7 @@ generalist evaluated on songs it never saw.
     .venv/bin/pianomime collect --songs corpus:bach:bach/bwv1* --dataset pianomime/bach-v0 --episodes 2 --noise 0.1
     .venv/bin/python baselines/bc.py --dataset pianomime/bach-v0 --total-steps 50000
     .venv/bin/python baselines/bc.py --dataset pianomime/bach-v0 --goal-encoder train --size 3x1024
+    .venv/bin/python baselines/bc.py --dataset pianomime/bach-v0 --two-level   # goal -> fingertips -> joints
     .venv/bin/python baselines/bc.py --resume runs/<run dir>        # continue a killed run
     .venv/bin/pianomime play music21:bach/bwv66.6 --policy runs/<run dir>/model.pt
 
@@ -14,6 +15,17 @@ sees the observation (z-scored with the dataset's statistics; the goal raw or as
 ``--residual`` the ResidualIK residual over the sight-reader (see
 :mod:`pianomime_env.generalist`). ``--total-steps`` counts gradient steps.
 
+``--two-level`` is PianoMime's two-level variant: level 1 (the MLP of ``--size``, same
+features) predicts the fingertip targets (the fingertips observed at the next step t+1, 30
+numbers in m, hindsight from the dataset) plus the sustain action, z-scored; level 2 (an MLP
+of ``--low-size``) maps the song-independent observation (``hand_joints``, ``fingertips``,
+``hand_velocities`` if present) plus the target's offset from the current fingertips to the
+executed joint action at t (the action that really produced those fingertips, so the noisy
+episodes teach it). Both train for ``--total-steps`` gradient steps on the same minibatches,
+each with its own Adam (level 2: ``--low-learning-rate``). The checkpoint gains
+``low_level`` and ``target_norm`` (format: :mod:`pianomime_env.generalist`); played, level 2
+runs every step, its joints plus level 1's sustain are the action. Not with ``--residual``.
+
 Evaluation every ``--eval-every`` steps plays the current policy through
 ``pianomime_env.policies.load_policy`` (the path ``pianomime play --policy`` takes) on
 ``--eval-songs``: by default baselines/evaluate.py's HELDOUT_SONGS (chorales and folk tunes
@@ -22,7 +34,8 @@ never tuned on), refused if a training song is among them.
 Outputs in the run directory (default ``runs/bc__<dataset>__<seed>__<time>/``): ``model.pt``
 (the policy checkpoint), ``goal_encoder.pt`` (with ``--goal-encoder train``), ``summary.json``
 (``global_step``, ``wall_s``, ``eval``, ``evals``, dataset size), ``resume.pt`` (weights,
-optimizer, RNG, step), ``args.json`` and TensorBoard events (``losses/``, ``eval/f1``,
+optimizer, RNG, step; two-level: level 2's too), ``args.json`` and TensorBoard events
+(``losses/``, with ``losses/low_loss`` for level 2, ``eval/f1``,
 ``eval/note_f1``).
 """
 
@@ -49,6 +62,7 @@ from pianomime_env.generalist import (  # noqa: E402
     build_actor,
     features,
     load_imitation_data,
+    two_level_arrays,
 )
 from pianomime_env.policies import require_torch, save_checkpoint  # noqa: E402
 
@@ -73,6 +87,14 @@ class Args:
     demo_fingertips; episodes are replayed to compute the nominal)."""
     residual_scale: float = 0.02
     """ResidualIK's residual bound as a fraction of each actuator's range."""
+    two_level: bool = False
+    """PianoMime's two-level policy: level 1 (--size) predicts the next step's fingertips (30,
+    m) and the sustain; level 2 (--low-size) maps the song-independent observation and the
+    fingertip offset to the executed joint action. Not with --residual."""
+    low_size: Literal["3x256", "3x1024", "6x4096"] = "3x256"
+    """Level 2's MLP size (with --two-level)."""
+    low_learning_rate: float = 3e-4
+    """Level 2's Adam learning rate (with --two-level)."""
     env_kwargs: str = "{}"
     """PianoMimeEnv arguments (JSON object) over the dataset's, for the policy's env; the
     dataset's observation layout must match it."""
@@ -176,7 +198,29 @@ def goal_encoder(args: Args, run_dir: Path, data, log):
     return model
 
 
+TWO_LEVEL_RESIDUAL = (
+    "--two-level with --residual is not built: level 2 outputs the joints themselves (from "
+    "fingertip targets), while a residual policy outputs a bounded correction of the "
+    "sight-reader's joints; and on sight-reader data every residual label is zero "
+    "(docs/generalist.md). Use one of the two."
+)
+
+
+def low_level_entry(model, config: dict, norm: Normalizer, keys: list[str]) -> dict:
+    """A checkpoint's ``low_level`` entry (format: :mod:`pianomime_env.generalist`)."""
+    return {
+        "kind": "mlp",
+        "act_dim": int(config["out_dim"]),
+        "config": config,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "keys": list(keys),
+        "obs_norm": norm.state(),
+    }
+
+
 def main(args: Args) -> dict:
+    if args.two_level and args.residual:
+        raise SystemExit(TWO_LEVEL_RESIDUAL)
     torch = require_torch()
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -206,6 +250,7 @@ def main(args: Args) -> dict:
             wrapper=wrapper_config(args),
             env_kwargs=env_kwargs,
             labels=args.labels,
+            two_level=args.two_level,
             progress=args.progress,
         )
     except ValueError as exc:
@@ -214,6 +259,8 @@ def main(args: Args) -> dict:
     encoder = goal_encoder(args, run_dir, data, print)
     x = np.concatenate([features(o, data.layout, encoder) for o in data.observations])
     y = np.concatenate(data.actions)
+    if args.two_level:  # level 1 predicts the next fingertips + sustain; level 2 the joints
+        y, low_x, low_y, low_keys = two_level_arrays(data)
     print(
         f"dataset {args.dataset}: {len(set(data.songs))} songs, {len(data.songs)} episodes, "
         f"{data.steps} steps, features {x.shape[1]}, actions {y.shape[1]} "
@@ -221,7 +268,8 @@ def main(args: Args) -> dict:
     )
     obs_norm = Normalizer.fit(x, "zscore")
     xn = torch.as_tensor(obs_norm.normalize(x))
-    yt = torch.as_tensor(y)
+    target_norm = Normalizer.fit(y, "zscore") if args.two_level else None
+    yt = torch.as_tensor(target_norm.normalize(y) if args.two_level else y)
     config = {
         "in_dim": int(x.shape[1]),
         "hidden": list(BC_SIZES[args.size]),
@@ -231,11 +279,28 @@ def main(args: Args) -> dict:
     torch.manual_seed(args.seed)
     model = build_actor("mlp", config)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    low_model = low_optimizer = low_norm = low_config = None
+    if args.two_level:
+        low_norm = Normalizer.fit(low_x, "zscore")
+        low_xn = torch.as_tensor(low_norm.normalize(low_x))
+        low_yt = torch.as_tensor(low_y)
+        low_config = {
+            "in_dim": int(low_x.shape[1]),
+            "hidden": list(BC_SIZES[args.low_size]),
+            "out_dim": int(low_y.shape[1]),
+            "activation": "gelu",
+        }
+        low_model = build_actor("mlp", low_config)
+        low_optimizer = torch.optim.Adam(low_model.parameters(), lr=args.low_learning_rate)
+        print(f"two-level: targets {y.shape[1]}, level 2 {low_x.shape[1]} -> {low_y.shape[1]}")
     rng = np.random.default_rng(args.seed)
     global_step, wall_before, evals = 0, 0.0, []
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
         optimizer.load_state_dict(resume_state["optimizer"])
+        if args.two_level:
+            low_model.load_state_dict(resume_state["low_model"])
+            low_optimizer.load_state_dict(resume_state["low_optimizer"])
         torch.set_rng_state(resume_state["torch_rng"])
         rng.bit_generator.state = resume_state["np_rng"]
         global_step, wall_before = resume_state["global_step"], resume_state["wall_s"]
@@ -243,7 +308,14 @@ def main(args: Args) -> dict:
     writer = SummaryWriter(str(run_dir), purge_step=global_step if resume_state else None)
 
     def policy_checkpoint() -> dict:
+        extra = {}
+        if args.two_level:
+            extra = {
+                "target_norm": target_norm.state(),
+                "low_level": low_level_entry(low_model, low_config, low_norm, low_keys),
+            }
         return {
+            **extra,
             "algorithm": "bc",
             "actor": {
                 "kind": "mlp",
@@ -288,6 +360,11 @@ def main(args: Args) -> dict:
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            **(
+                {"low_model": low_model.state_dict(), "low_optimizer": low_optimizer.state_dict()}
+                if args.two_level
+                else {}
+            ),
             "torch_rng": torch.get_rng_state(),
             "np_rng": rng.bit_generator.state,
             "global_step": global_step,
@@ -327,16 +404,25 @@ def main(args: Args) -> dict:
     )
     last_ckpt, last_eval = global_step, global_step
     model.train()
+    if low_model is not None:
+        low_model.train()
     while global_step < args.total_steps:
         idx = torch.as_tensor(rng.integers(0, len(xn), args.batch_size))
         loss = torch.nn.functional.mse_loss(model(xn[idx]), yt[idx])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if args.two_level:
+            low_loss = torch.nn.functional.mse_loss(low_model(low_xn[idx]), low_yt[idx])
+            low_optimizer.zero_grad()
+            low_loss.backward()
+            low_optimizer.step()
         global_step += 1
         bar.update(1)
         if global_step % 100 == 0:
             writer.add_scalar("losses/train_loss", loss.item(), global_step)
+            if args.two_level:
+                writer.add_scalar("losses/low_loss", low_loss.item(), global_step)
             bar.set_postfix(loss=f"{loss.item():.4f}")
         out_of_time = args.max_wall_s > 0 and time.perf_counter() - start >= args.max_wall_s
         done = global_step >= args.total_steps or out_of_time

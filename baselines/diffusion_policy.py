@@ -3,6 +3,7 @@ multi-song ``pianomime collect`` dataset: a generalist evaluated on songs it nev
 
     .venv/bin/python baselines/diffusion_policy.py --dataset pianomime/bach-v0 --total-steps 20000
     .venv/bin/python baselines/diffusion_policy.py --dataset pianomime/bach-v0 --goal-encoder train
+    .venv/bin/python baselines/diffusion_policy.py --dataset pianomime/bach-v0 --two-level
     .venv/bin/python baselines/diffusion_policy.py --resume runs/<run dir>   # continue a killed run
     .venv/bin/pianomime play music21:bach/bwv66.6 --policy runs/<run dir>/model.pt
 
@@ -20,12 +21,25 @@ normalized to [-1, 1] with the dataset's ranges (stored in the checkpoint). With
 ``--goal-encoder`` the goal rows are PianoMime's 16-d SDF latents. ``--total-steps`` counts
 gradient steps.
 
+``--two-level`` (PianoMime's two-level variant): the U-Net denoises a ``--pred-horizon``
+window of fingertip targets instead of actions: the fingertips observed at steps t+1 .. t+Tp
+(30 numbers, m, hindsight from the dataset) plus the sustain action, min-max normalized (same
+horizons, EMA, DDIM, receding horizon). Level 2, an MLP of ``--low-size`` trained in the same
+run for the same number of gradient steps with its own Adam (``--low-learning-rate``,
+``--low-batch-size``), maps the song-independent observation (``hand_joints``,
+``fingertips``, ``hand_velocities`` if present) plus the target's offset from the current
+fingertips to the executed joint action (the one that produced those fingertips). Played,
+level 2 runs every step on the current observation while the high level's queue of targets
+is executed open-loop; the sustain comes from the target. The checkpoint gains ``low_level``
+and ``target_norm`` (format: :mod:`pianomime_env.generalist`). Not with ``--residual``.
+
 Evaluation every ``--eval-every`` steps plays the EMA policy through
 ``pianomime_env.policies.load_policy`` (what ``pianomime play --policy`` does) on
 ``--eval-songs``: by default baselines/evaluate.py's HELDOUT_SONGS, refused if a training song
 is among them. Outputs as baselines/bc.py: ``model.pt``, ``goal_encoder.pt``, ``summary.json``,
-``resume.pt`` (model, EMA, optimizer, LR schedule, RNG, step), ``args.json`` and TensorBoard
-events (``losses/``, ``charts/learning_rate``, ``eval/f1``, ``eval/note_f1``).
+``resume.pt`` (model, EMA, optimizer, LR schedule, RNG, step; two-level: level 2's model and
+optimizer), ``args.json`` and TensorBoard events (``losses/``, with ``losses/low_loss`` for
+level 2, ``charts/learning_rate``, ``eval/f1``, ``eval/note_f1``).
 """
 
 from __future__ import annotations
@@ -44,15 +58,24 @@ import numpy as np
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bc import check_heldout, goal_encoder, save_json, wrapper_config  # noqa: E402
+from bc import (  # noqa: E402
+    TWO_LEVEL_RESIDUAL,
+    check_heldout,
+    goal_encoder,
+    low_level_entry,
+    save_json,
+    wrapper_config,
+)
 from evaluate import HELDOUT_SONGS, evaluate_song  # noqa: E402  (baselines/evaluate.py)
 
 from pianomime_env.generalist import (  # noqa: E402
+    BC_SIZES,
     Normalizer,
     build_actor,
     features,
     load_imitation_data,
     make_ddpm,
+    two_level_arrays,
 )
 from pianomime_env.policies import require_torch, save_checkpoint  # noqa: E402
 
@@ -75,6 +98,16 @@ class Args:
     demo_fingertips; episodes are replayed to compute the nominal)."""
     residual_scale: float = 0.02
     """ResidualIK's residual bound as a fraction of each actuator's range."""
+    two_level: bool = False
+    """PianoMime's two-level policy: the U-Net plans the fingertip targets of steps t+1..t+Tp
+    (30, m) and the sustain; level 2 (--low-size) maps the song-independent observation and
+    the fingertip offset to the executed joint action, every step. Not with --residual."""
+    low_size: Literal["3x256", "3x1024", "6x4096"] = "3x256"
+    """Level 2's MLP size (with --two-level)."""
+    low_learning_rate: float = 3e-4
+    """Level 2's Adam learning rate (with --two-level)."""
+    low_batch_size: int = 256
+    """Level 2's minibatch size (rows; with --two-level)."""
     env_kwargs: str = "{}"
     """PianoMimeEnv arguments (JSON object) over the dataset's, for the policy's env; the
     dataset's observation layout must match it."""
@@ -166,6 +199,8 @@ def window_indices(
 
 
 def main(args: Args) -> dict:
+    if args.two_level and args.residual:
+        raise SystemExit(TWO_LEVEL_RESIDUAL)
     torch = require_torch()
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
@@ -207,6 +242,7 @@ def main(args: Args) -> dict:
             wrapper=wrapper_config(args),
             env_kwargs=env_kwargs,
             labels=args.labels,
+            two_level=args.two_level,
             progress=args.progress,
         )
     except ValueError as exc:
@@ -215,6 +251,8 @@ def main(args: Args) -> dict:
     encoder = goal_encoder(args, run_dir, data, print)
     x = np.concatenate([features(o, data.layout, encoder) for o in data.observations])
     y = np.concatenate(data.actions)
+    if args.two_level:  # the U-Net plans next fingertips + sustain; level 2 the joints
+        y, low_x, low_y, low_keys = two_level_arrays(data)
     lengths = np.array([len(a) for a in data.actions])
     ep_end = np.repeat(np.cumsum(lengths), lengths)  # per row: its episode's end / start row
     ep_start = ep_end - np.repeat(lengths, lengths)
@@ -247,6 +285,20 @@ def main(args: Args) -> dict:
     model = build_actor("unet", config)
     n_params = sum(p.numel() for p in model.parameters())
     noise_scheduler = make_ddpm(sched_settings)
+    low_model = low_optimizer = low_norm = low_config = None
+    if args.two_level:
+        low_norm = Normalizer.fit(low_x, "zscore")
+        low_xn = torch.as_tensor(low_norm.normalize(low_x))
+        low_yt = torch.as_tensor(low_y)
+        low_config = {
+            "in_dim": int(low_x.shape[1]),
+            "hidden": list(BC_SIZES[args.low_size]),
+            "out_dim": int(low_y.shape[1]),
+            "activation": "gelu",
+        }
+        low_model = build_actor("mlp", low_config)
+        low_optimizer = torch.optim.Adam(low_model.parameters(), lr=args.low_learning_rate)
+        print(f"two-level: targets {act_dim}, level 2 {low_x.shape[1]} -> {low_y.shape[1]}")
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
     )
@@ -265,6 +317,9 @@ def main(args: Args) -> dict:
         ema.load_state_dict(resume_state["ema"])
         optimizer.load_state_dict(resume_state["optimizer"])
         lr_schedule.load_state_dict(resume_state["lr_schedule"])
+        if args.two_level:
+            low_model.load_state_dict(resume_state["low_model"])
+            low_optimizer.load_state_dict(resume_state["low_optimizer"])
         torch.set_rng_state(resume_state["torch_rng"])
         rng.bit_generator.state = resume_state["np_rng"]
         global_step, wall_before = resume_state["global_step"], resume_state["wall_s"]
@@ -273,7 +328,14 @@ def main(args: Args) -> dict:
 
     def policy_checkpoint() -> dict:
         ema.copy_to(ema_model.parameters())
+        extra = {}
+        if args.two_level:  # the U-Net's outputs are targets: target_norm, no action_norm
+            extra = {
+                "target_norm": act_norm.state(),
+                "low_level": low_level_entry(low_model, low_config, low_norm, low_keys),
+            }
         return {
+            **extra,
             "algorithm": "diffusion-policy",
             "actor": {
                 "kind": "unet",
@@ -284,7 +346,7 @@ def main(args: Args) -> dict:
                 },
             },
             "obs_norm": obs_norm.state(),
-            "action_norm": act_norm.state(),
+            "action_norm": None if args.two_level else act_norm.state(),
             "features": {"goal_encoder": encoder.state() if encoder is not None else None},
             "horizons": {
                 "obs": args.obs_horizon,
@@ -328,6 +390,11 @@ def main(args: Args) -> dict:
             "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(),
             "lr_schedule": lr_schedule.state_dict(),
+            **(
+                {"low_model": low_model.state_dict(), "low_optimizer": low_optimizer.state_dict()}
+                if args.two_level
+                else {}
+            ),
             "torch_rng": torch.get_rng_state(),
             "np_rng": rng.bit_generator.state,
             "global_step": global_step,
@@ -382,11 +449,19 @@ def main(args: Args) -> dict:
         optimizer.step()
         lr_schedule.step()
         ema.step(model.parameters())
+        if args.two_level:
+            li = torch.as_tensor(rng.integers(0, len(low_xn), args.low_batch_size))
+            low_loss = torch.nn.functional.mse_loss(low_model(low_xn[li]), low_yt[li])
+            low_optimizer.zero_grad()
+            low_loss.backward()
+            low_optimizer.step()
         global_step += 1
         bar.update(1)
         if global_step % 100 == 0:
             writer.add_scalar("losses/train_loss", loss.item(), global_step)
             writer.add_scalar("charts/learning_rate", lr_schedule.get_last_lr()[0], global_step)
+            if args.two_level:
+                writer.add_scalar("losses/low_loss", low_loss.item(), global_step)
             bar.set_postfix(loss=f"{loss.item():.4f}")
         out_of_time = args.max_wall_s > 0 and time.perf_counter() - start >= args.max_wall_s
         done = global_step >= args.total_steps or out_of_time

@@ -21,6 +21,24 @@ Checkpoints (:mod:`pianomime_env.policies` format, ``algorithm`` ``"bc"`` or
 "state_dict"}``, ``obs_norm`` / ``action_norm`` (:class:`Normalizer` states), ``features``
 (``{"goal_encoder": state or None}``), ``horizons`` (``obs``, ``pred``, ``exec``) and, for the
 diffusion policy, ``diffusion`` (scheduler settings, DDIM inference steps).
+
+Two-level checkpoints (``--two-level``: PianoMime's goal -> fingertip targets -> joints) add
+``low_level`` and ``target_norm``; old checkpoints (without them) load as before:
+
+- ``actor`` is level 1 (the high level): features as above -> the **target**, 31 numbers:
+  the fingertips (30, m, world frame, ``fingertips``' order) the hands should reach at the next
+  step t+1, then the sustain action (the normalized action's last dimension). The MLP predicts
+  one target, the U-Net a ``pred`` window of them (t+1 .. t+pred). ``actor["act_dim"]`` is 31;
+  ``target_norm`` (a :class:`Normalizer` state: z-score for BC, min-max for the diffusion
+  policy) maps the network's output back to metres; ``action_norm`` is None.
+- ``low_level = {"kind": "mlp", "act_dim", "config", "state_dict", "keys", "obs_norm"}`` is
+  level 2: ``keys`` (the observation keys of :data:`LOW_LEVEL_KEYS` present, layout order)
+  flattened, plus the target's offset ``target - fingertips`` (30, m), z-scored with
+  ``obs_norm`` -> the normalized joint action (``act_dim`` = the env's action size - 1), clamped
+  to [-1, 1]. It is trained on the executed (noisy) actions that produced each next step's
+  fingertips (hindsight relabelling, :func:`load_imitation_data` with ``two_level=True``).
+- The played action is level 2's joints plus level 1's sustain. Level 2 runs every step on the
+  current observation, also while the diffusion policy executes its queue of targets.
 """
 
 from __future__ import annotations
@@ -47,6 +65,7 @@ from pianomime_env.wrappers import residual_bounds, residual_observation
 
 __all__ = [
     "BC_SIZES",
+    "LOW_LEVEL_KEYS",
     "GeneralistPolicy",
     "ImitationData",
     "Normalizer",
@@ -54,9 +73,11 @@ __all__ = [
     "dataset_env",
     "features",
     "load_imitation_data",
+    "low_level_features",
     "make_ddim",
     "make_ddpm",
     "sample_actions",
+    "two_level_arrays",
 ]
 
 #: RP1M's BC sizes (its appendix B): name -> hidden layers.
@@ -66,6 +87,9 @@ BC_SIZES: dict[str, tuple[int, ...]] = {
     "6x4096": (4096,) * 6,
 }
 
+
+#: The song-independent observation keys a two-level policy's level 2 sees (those present).
+LOW_LEVEL_KEYS: tuple[str, ...] = ("hand_joints", "fingertips", "hand_velocities")
 
 # -- features and normalization ----------------------------------------------------------------
 
@@ -97,6 +121,32 @@ def features(
         if key == "goal" and encoder is not None:
             x = encode_goal(encoder, x)
         parts.append(x.reshape(len(x), -1))
+    out = np.concatenate(parts, axis=1)
+    return out[0] if single else out
+
+
+def low_level_features(
+    obs: Mapping[str, np.ndarray], keys: Sequence[str], targets: np.ndarray
+) -> np.ndarray:
+    """Level 2's input: ``keys`` of ``obs`` flattened in that order, then ``targets -
+    obs["fingertips"]`` (30, m).
+
+    Args:
+        obs: key -> (N, *shape) arrays, or one observation (key -> shape).
+        keys: observation keys (a checkpoint's ``low_level["keys"]``).
+        targets: (N, 30) or (30,) target fingertip positions (m, world frame).
+
+    Returns:
+        (N, F_low) float32, or (F_low,) for one observation.
+    """
+    tips = np.asarray(obs["fingertips"], np.float32)
+    single = tips.ndim == 1
+    targets = np.asarray(targets, np.float32)
+    if targets.shape != tips.shape:
+        raise PolicyError(f"targets have shape {targets.shape}, fingertips {tips.shape}")
+    n = 1 if single else len(tips)
+    parts = [np.asarray(obs[k], np.float32).reshape(n, -1) for k in keys]
+    parts.append((targets - tips).reshape(n, -1))
     out = np.concatenate(parts, axis=1)
     return out[0] if single else out
 
@@ -171,6 +221,10 @@ class ImitationData:
         layout: ``[[key, shape], ...]`` the policy's observation layout.
         env_kwargs: the env arguments the policy was trained with (without the song).
         steps: total steps.
+        next_fingertips: with ``two_level``: per episode (T, 30) the observed fingertips of
+            step t+1 (m; the episode's T+1 observations), else None.
+        executed: with ``two_level``: per episode (T, A) the executed actions, normalized to
+            [-1, 1] (what produced ``next_fingertips``), else None.
     """
 
     observations: list[dict[str, np.ndarray]]
@@ -179,6 +233,8 @@ class ImitationData:
     layout: list[list[Any]]
     env_kwargs: dict[str, Any]
     steps: int
+    next_fingertips: list[np.ndarray] | None = None
+    executed: list[np.ndarray] | None = None
 
 
 def load_imitation_data(
@@ -187,6 +243,7 @@ def load_imitation_data(
     wrapper: Mapping[str, Any] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     labels: str = "expert",
+    two_level: bool = False,
     progress: bool = False,
 ) -> ImitationData:
     """Reads a ``pianomime collect`` dataset for imitation.
@@ -199,6 +256,8 @@ def load_imitation_data(
         env_kwargs: overrides of the dataset's env arguments for the policy's env; the dataset's
             observation layout must match that env's (``ValueError`` naming the difference).
         labels: ``"expert"`` (clean expert action) or ``"executed"`` (noise included).
+        two_level: also read the two-level labels (hindsight): ``next_fingertips`` (the
+            fingertips observed at t+1) and ``executed`` (the executed action at t).
     """
     from tqdm import tqdm
 
@@ -206,6 +265,8 @@ def load_imitation_data(
 
     wrapper = dict(wrapper or {"residual": False})
     residual = bool(wrapper.get("residual", False))
+    if residual and two_level:
+        raise ValueError("two_level with a residual wrapper is not supported")
     ds = load_dataset(dataset_id)
     meta = episode_metadata(ds)
     envs: dict[str, Any] = {}
@@ -217,6 +278,8 @@ def load_imitation_data(
     layout = observation_layout(wrap_env(env, wrapper).observation_space)
     keys = [k for k, _ in layout]
     out_obs, out_act, songs = [], [], []
+    next_tips: list[np.ndarray] = []
+    executed: list[np.ndarray] = []
     n_frames = int(wrapper.get("n_demo_frames", 4))
     plans: dict[str, Any] = {}
     for ep, m in tqdm(
@@ -241,6 +304,17 @@ def load_imitation_data(
         absolute = env.action_from_normalized(lab) if env.normalized_actions else lab
         n = len(lab)
         obs = {k: np.asarray(ep.observations[k][:n], np.float32) for k in ds.observation_space}
+        if two_level:
+            tips = np.asarray(ep.observations["fingertips"], np.float32)
+            if len(tips) != n + 1:
+                raise ValueError(
+                    f"episode {ep.id} has {len(tips)} observations for {n} actions "
+                    "(expected T+1: the two-level targets need the next observation)"
+                )
+            next_tips.append(tips[1:])
+            ex = np.asarray(ep.actions, np.float64)
+            ex = env.action_from_normalized(ex) if env.normalized_actions else ex
+            executed.append(np.clip(env.action_to_normalized(ex), -1, 1).astype(np.float32))
         if not residual:
             out_act.append(np.clip(env.action_to_normalized(absolute), -1, 1).astype(np.float32))
         else:
@@ -270,7 +344,35 @@ def load_imitation_data(
         layout=layout,
         env_kwargs=kwargs,
         steps=int(sum(len(a) for a in out_act)),
+        next_fingertips=next_tips if two_level else None,
+        executed=executed if two_level else None,
     )
+
+
+def two_level_arrays(
+    data: ImitationData,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The two-level training arrays of ``data`` (loaded with ``two_level=True``).
+
+    Returns:
+        targets: (N, 31) level 1's labels: the next step's fingertips (30, m) + the label's
+            sustain (its last column, normalized).
+        low_x: (N, F_low) level 2's inputs (:func:`low_level_features` of the observation and
+            the next fingertips).
+        low_y: (N, A-1) level 2's labels: the executed joint actions, normalized.
+        keys: level 2's observation keys (:data:`LOW_LEVEL_KEYS` in the layout, layout order).
+    """
+    if data.next_fingertips is None or data.executed is None:
+        raise ValueError("two_level_arrays needs data loaded with two_level=True")
+    keys = [k for k, _ in data.layout if k in LOW_LEVEL_KEYS]
+    targets = np.concatenate(
+        [np.concatenate([f, a[:, -1:]], axis=1) for f, a in zip(data.next_fingertips, data.actions)]
+    )
+    low_x = np.concatenate(
+        [low_level_features(o, keys, f) for o, f in zip(data.observations, data.next_fingertips)]
+    )
+    low_y = np.concatenate([e[:, :-1] for e in data.executed])
+    return targets.astype(np.float32), low_x, low_y.astype(np.float32), keys
 
 
 def _plan(cache: dict[str, Any], env: Any, song: str) -> tuple[Any, Any]:
@@ -526,7 +628,15 @@ class GeneralistPolicy:
             # the caller's env itself (ResidualIK.observe / residual_to_action).
             self.residual_env = wrap_env(env, self.wrapper)
             obs_space = self.residual_env.observation_space
-        check_compatible(ckpt, env, obs_space)
+        low = ckpt.get("low_level")
+        self.two_level = low is not None
+        if self.two_level:
+            # Level 1's act_dim is the 31-d target; the env-facing action is level 2's joints
+            # plus level 1's sustain.
+            actor = {**ckpt["actor"], "act_dim": int(low["act_dim"]) + 1}
+            check_compatible({**ckpt, "actor": actor}, env, obs_space)
+        else:
+            check_compatible(ckpt, env, obs_space)
         self.layout = [[k, list(s)] for k, s in ckpt["observation_layout"]]
         self.low, self.high = np.asarray(u.action_low), np.asarray(u.action_high)
         enc = ckpt["features"].get("goal_encoder")
@@ -546,6 +656,16 @@ class GeneralistPolicy:
         self.action_norm = (
             Normalizer.from_state(ckpt["action_norm"]) if ckpt.get("action_norm") else None
         )
+        self.target_norm = self.low_model = self.low_norm = None
+        self.low_keys: list[str] = []
+        if self.two_level:
+            self.target_norm = Normalizer.from_state(ckpt["target_norm"])
+            self.low_keys = [str(k) for k in low["keys"]]
+            self.low_norm = Normalizer.from_state(low["obs_norm"])
+            self.low_model = build_actor(str(low["kind"]), low["config"])
+            self.low_model.load_state_dict(low["state_dict"])
+            self.low_model.eval()
+        self.last_target: np.ndarray | None = None  # two-level: the last target (31,)
         h = ckpt.get("horizons") or {"obs": 1, "pred": 1, "exec": 1}
         self.obs_horizon, self.pred_horizon = int(h["obs"]), int(h["pred"])
         self.exec_horizon = int(h["exec"])
@@ -567,12 +687,16 @@ class GeneralistPolicy:
 
     def network_actions(self, feats: np.ndarray) -> np.ndarray:
         """Policy outputs in [-1, 1] for the current features (F,): (1, A) for the MLP, the
-        (exec, A) actions to execute next for the diffusion policy."""
+        (exec, A) actions to execute next for the diffusion policy. Two-level: level 1's
+        targets instead, (1, 31) or (exec, 31): fingertips (m) and the sustain in [-1, 1]."""
         torch = self._torch
         if self.kind == "mlp":
             x = torch.as_tensor(self.obs_norm.normalize(feats)[None])
             with torch.no_grad():
-                out = self.model(x)[:, : self.act_dim].clamp(-1.0, 1.0).numpy()
+                out = self.model(x)[:, : self.act_dim]
+                if self.two_level:
+                    return self.target_norm.unnormalize(out.numpy()).astype(np.float64)
+                out = out.clamp(-1.0, 1.0).numpy()
             return out.astype(np.float64)
         while len(self.history) < self.obs_horizon:
             self.history.appendleft(self.history[0] if self.history else feats)
@@ -587,6 +711,8 @@ class GeneralistPolicy:
             self.generator,
         )[0].numpy()
         x = np.clip(x, -1.0, 1.0)
+        if self.two_level:
+            return self.target_norm.unnormalize(x[: self.exec_horizon]).astype(np.float64)
         if self.action_norm is not None:
             x = self.action_norm.unnormalize(x)
         return np.clip(x[: self.exec_horizon], -1.0, 1.0).astype(np.float64)
@@ -601,6 +727,20 @@ class GeneralistPolicy:
         if not self.queue:
             self.queue.extend(self.network_actions(feats))
         a = self.queue.popleft()
+        if self.two_level:
+            a = self.low_level_action(obs, a)
         if not self.residual:
             return u.to_env_action(np.clip(u.action_from_normalized(a), self.low, self.high))
         return u.to_env_action(self.residual_env.residual_to_action(a))
+
+    def low_level_action(self, obs: Mapping[str, Any], target: np.ndarray) -> np.ndarray:
+        """Level 2: the normalized action (A,) in [-1, 1] for the current observation and level
+        1's ``target`` (31,): the joints from the fingertip offset, the sustain from the target."""
+        torch = self._torch
+        target = np.asarray(target, np.float64)
+        self.last_target = target
+        x = low_level_features(obs, self.low_keys, target[:30])
+        x = torch.as_tensor(self.low_norm.normalize(x)[None])
+        with torch.no_grad():
+            joints = self.low_model(x)[0].clamp(-1.0, 1.0).numpy().astype(np.float64)
+        return np.concatenate([joints, np.clip(target[30:31], -1.0, 1.0)])

@@ -85,3 +85,60 @@ def test_diffusion_policy_residual_goal_encoder_receding_horizon(data_env, tmp_p
     b = episode(17)  # reset clears the queue and reseeds the diffusion noise: same episode
     assert len(calls) == 6
     np.testing.assert_allclose(a, b)
+
+
+def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
+    data_env, tmp_path, monkeypatch
+):
+    run_dir = tmp_path / "dp_2l"
+    args = ["--dataset", DATASET, "--two-level", "--total-steps", "30", "--eval-every", "0"]
+    args += [*EVAL, *TINY, "--low-batch-size", "32"]
+    proc = run("diffusion_policy.py", [*args, "--run-dir", str(run_dir)], data_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 30 and summary["evals"][-1]["global_step"] == 30
+
+    from pianomime_env.policies import load_checkpoint
+
+    ckpt = load_checkpoint(run_dir / "model.pt")
+    assert ckpt["actor"]["act_dim"] == 31 and ckpt["action_norm"] is None
+    assert ckpt["target_norm"]["kind"] == "minmax" and ckpt["target_norm"]["offset"].shape == (31,)
+    assert ckpt["low_level"]["act_dim"] == 44 and ckpt["low_level"]["keys"][0] == "hand_joints"
+    # (`pianomime play --policy` of a two-level checkpoint: tests/test_bc.py; the evaluation
+    # above played this one through load_policy.)
+
+    from pianomime_env.env import PianoMimeEnv
+    from pianomime_env.policies import load_policy
+
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    policy = load_policy(run_dir / "model.pt", env)
+    assert policy.two_level
+    plans, lows = [], []
+    plan, low = policy.network_actions, policy.low_level_action
+    monkeypatch.setattr(policy, "network_actions", lambda f: plans.append(1) or plan(f))
+    monkeypatch.setattr(policy, "low_level_action", lambda o, t: lows.append(t) or low(o, t))
+
+    def episode(n):
+        obs, _ = env.reset(seed=0)
+        policy.reset()
+        acts = []
+        for _ in range(n):
+            acts.append(policy(obs))
+            obs, *_ = env.step(acts[-1])
+        return np.array(acts)
+
+    a = episode(10)
+    # The high level plans at steps 0 and 8; level 2 closes the loop at every step, on the
+    # queue's targets (min-max range of the training targets: metres near the keyboard).
+    assert len(plans) == 2 and len(lows) == 10 and len(policy.queue) == 6
+    t = np.array(lows)
+    lo = ckpt["target_norm"]["offset"].numpy() - ckpt["target_norm"]["scale"].numpy()
+    hi = ckpt["target_norm"]["offset"].numpy() + ckpt["target_norm"]["scale"].numpy()
+    assert t.shape == (10, 31) and np.all(t >= lo - 1e-5) and np.all(t <= hi + 1e-5)
+    assert a.shape == (10, 45) and np.all(a >= env.action_low - 1e-6)
+    np.testing.assert_allclose(a, episode(10))  # deterministic after reset
+
+    proc = run(
+        "diffusion_policy.py", [*args, "--residual", "--run-dir", str(tmp_path / "x")], data_env
+    )
+    assert proc.returncode != 0 and "--two-level with --residual is not built" in proc.stderr

@@ -80,3 +80,63 @@ def test_imitation_data_layout_check_and_residual_replay(tmp_path, monkeypatch):
     # reproduces its states exactly, so every residual label is zero.
     assert res.actions[0].shape == (151, 44) and np.abs(res.actions[0]).max() < 1e-4
     np.testing.assert_allclose(obs["hand_joints"], plain.observations[0]["hand_joints"])
+
+
+def test_two_level_labels_are_next_fingertips_and_executed_actions(tmp_path, monkeypatch):
+    """Level 1's targets are the next step's observed fingertips (+ the label's sustain), level
+    2's labels the executed (noisy) actions, and those actions really produce those
+    fingertips (replayed from the episode's seed and options)."""
+    pytest.importorskip("minari")
+    from pianomime_env.collect import collect
+    from pianomime_env.datasets import episode_metadata, load_dataset
+    from pianomime_env.generalist import (
+        dataset_env,
+        load_imitation_data,
+        low_level_features,
+        two_level_arrays,
+    )
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    collect("test/two-v0", ["CMajorScaleOneHand"], episodes=1, noise=0.1, workers=1)
+    data = load_imitation_data("test/two-v0", two_level=True)
+    ds = load_dataset("test/two-v0")
+    ep, meta = next(iter(ds.iterate_episodes())), episode_metadata(ds)[0]
+    n = len(ep.actions)
+    assert len(ep.observations["fingertips"]) == n + 1  # Minari: T+1 observations
+    tips, executed = data.next_fingertips[0], data.executed[0]
+    np.testing.assert_array_equal(tips, ep.observations["fingertips"][1 : n + 1])
+    np.testing.assert_array_equal(
+        data.observations[0]["fingertips"], ep.observations["fingertips"][:n]
+    )
+    env = dataset_env(ds, "CMajorScaleOneHand")
+    raw = np.asarray(ep.actions, np.float64)
+    absolute = env.action_from_normalized(raw) if env.normalized_actions else raw
+    np.testing.assert_allclose(
+        executed, np.clip(env.action_to_normalized(absolute), -1, 1), atol=1e-6
+    )
+    # The executed labels carry the action noise; the expert labels do not.
+    assert 0.02 < np.abs(executed - data.actions[0]).mean() < 0.2
+    # Hindsight: replaying the executed actions reaches exactly the next fingertips.
+    obs, _ = env.reset(seed=int(meta["seed"]), options=dict(meta.get("options") or {}))
+    for t in range(20):
+        obs, *_ = env.step(env.to_env_action(env.action_from_normalized(executed[t])))
+        np.testing.assert_allclose(obs["fingertips"], tips[t], atol=1e-5)
+    env.close()
+
+    targets, low_x, low_y, keys = two_level_arrays(data)
+    assert keys == ["hand_joints", "fingertips"]  # no goal, no piano_state
+    assert targets.shape == (n, 31) and low_y.shape == (n, 44) and low_x.shape == (n, 52 + 30 + 30)
+    np.testing.assert_array_equal(targets[:, :30], tips)
+    np.testing.assert_array_equal(targets[:, 30], data.actions[0][:, -1])  # sustain: the label's
+    np.testing.assert_array_equal(low_y, executed[:, :-1])
+    offset = low_x[:, -30:]
+    np.testing.assert_allclose(offset, tips - data.observations[0]["fingertips"], atol=1e-7)
+    assert 1e-4 < np.abs(offset).max() < 0.2  # metres per 50 ms step
+    one = low_level_features({k: v[3] for k, v in data.observations[0].items()}, keys, tips[3])
+    np.testing.assert_allclose(one, low_x[3], atol=1e-7)
+    with pytest.raises(PolicyError, match="targets"):
+        low_level_features(data.observations[0], keys, tips[:, :29])
+    with pytest.raises(ValueError, match="two_level"):
+        two_level_arrays(load_imitation_data("test/two-v0"))
+    with pytest.raises(ValueError, match="residual"):
+        load_imitation_data("test/two-v0", wrapper={"residual": True}, two_level=True)
