@@ -44,7 +44,7 @@ class Args:
     suite: Literal["builtin", "heldout", "all"] = "builtin"
     """builtin: RoboPianist's 8 songs; heldout: HELDOUT_SONGS; all: both."""
     policy: str = "sight-reader"
-    """sight-reader, random, idle, or a checkpoint (a model.pt of baselines/ppo.py or droq.py, or
+    """sight-reader, sight-reader-lookahead, random, idle, or a checkpoint (a model.pt of baselines/ppo.py or droq.py, or
     its run directory; loaded by pianomime_env.policies.load_policy)."""
     max_seconds: float = 30.0
     """Play at most this much of each song (0 = whole song); keeps corpus pieces short."""
@@ -56,12 +56,9 @@ class Args:
     """Directory for results.json and results.md."""
 
 
-def evaluate_song(
-    song: str, policy: str, max_seconds: float, trim_silence: bool, seed: int
-) -> dict:
-    """Plays one song once with ``policy``; returns its metrics row."""
+def song_env(song: str, max_seconds: float, trim_silence: bool):
+    """The evaluation env of ``song``: silence trimmed, capped at ``max_seconds`` (0: whole)."""
     from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.play import make_policy
     from pianomime_env.songs import load_song
 
     source = load_song(song)
@@ -69,7 +66,16 @@ def evaluate_song(
         source = source.trim_silence()
     if max_seconds > 0 and source.duration > max_seconds:
         source = _truncate(source, max_seconds)
-    env = PianoMimeEnv(source)
+    return PianoMimeEnv(source)
+
+
+def evaluate_song(
+    song: str, policy: str, max_seconds: float, trim_silence: bool, seed: int
+) -> dict:
+    """Plays one song once with ``policy``; returns its metrics row."""
+    from pianomime_env.play import make_policy
+
+    env = song_env(song, max_seconds, trim_silence)
     act = make_policy(policy, env, seed)
     obs, _ = env.reset(seed=seed)
     if hasattr(act, "reset"):

@@ -35,8 +35,9 @@ class Play:
     out: Path = Path("runs/play")
     """Output directory (created)."""
     policy: str = "sight-reader"
-    """`sight-reader` (plans the score and plays it by IK, no training), `random`, `idle`, or a
-    path to a trained checkpoint."""
+    """`sight-reader` (plans the score and plays it by IK, no training),
+    `sight-reader-lookahead` (the same, choosing its gains by simulating ahead; ~10x slower),
+    `random`, `idle`, or a path to a trained checkpoint."""
     video: bool = True
     """Write performance.mp4 (needs offscreen GL: EGL or OSMesa); its sound needs the audio extra
     and libfluidsynth3. Without them the metrics are still written and a note says what to add."""
@@ -137,8 +138,9 @@ class Collect:
     episodes: int = 10
     """Episodes per song (per segment with --segment-steps)."""
     expert: str = "sight-reader"
-    """`sight-reader` (no training), a checkpoint path, `residual-ppo` or `residual-droq`
-    (trains a residual expert per song with baselines/ppo.py or droq.py)."""
+    """`sight-reader` (no training), `sight-reader-lookahead` (no training, chooses its gains by
+    simulating ahead), a checkpoint path, `residual-ppo` or `residual-droq` (trains a residual
+    expert per song with baselines/ppo.py or droq.py)."""
     min_f1: float = 0.0
     """Keep only episodes with F1 >= this (RP1M's quality filter)."""
     noise: float = 0.0

@@ -68,7 +68,8 @@ class CollectSettings:
     episodes: int = 10
     """K: episodes per song (per segment when ``segment_steps`` is set)."""
     expert: str = "sight-reader"
-    """``sight-reader``, a checkpoint path, ``residual-ppo`` or ``residual-droq``."""
+    """``sight-reader``, ``sight-reader-lookahead``, a checkpoint path, ``residual-ppo`` or
+    ``residual-droq``."""
     min_f1: float = 0.0
     """Keep an episode only if its F1 is at least this."""
     noise: float = 0.0
@@ -399,9 +400,9 @@ def _prepare_work_dir(work: Path, settings: CollectSettings, restart: bool) -> N
 
 
 def _checkpoint_sha1(expert: str) -> str | None:
-    from pianomime_env.experts import RESIDUAL_EXPERTS
+    from pianomime_env.experts import NAMED_EXPERTS, RESIDUAL_EXPERTS
 
-    if expert in ("sight-reader", "sightreader", *RESIDUAL_EXPERTS):
+    if expert in ("sightreader", *NAMED_EXPERTS, *RESIDUAL_EXPERTS):
         return None
     path = Path(expert).expanduser()
     if path.is_dir():
@@ -511,12 +512,15 @@ def collect(
     if segment_steps is not None and segment_steps < 1:
         raise ValueError(f"segment_steps must be >= 1, got {segment_steps!r}")
     parse_dataset_id(dataset_id)  # ValueError on a malformed id
-    from pianomime_env.experts import RESIDUAL_EXPERTS
+    from pianomime_env.experts import NAMED_EXPERTS, RESIDUAL_EXPERTS
 
-    if expert not in ("sight-reader", *RESIDUAL_EXPERTS) and not Path(expert).expanduser().exists():
+    if (
+        expert not in (*NAMED_EXPERTS, *RESIDUAL_EXPERTS)
+        and not Path(expert).expanduser().exists()
+    ):
         raise ValueError(
-            f"unknown expert {expert!r}: use 'sight-reader', 'residual-ppo', 'residual-droq' or "
-            "the path of a checkpoint that exists"
+            f"unknown expert {expert!r}: use 'sight-reader', 'sight-reader-lookahead', "
+            "'residual-ppo', 'residual-droq' or the path of a checkpoint that exists"
         )
     # The two settings collect itself cares about are always explicit (same settings whether
     # they came from the CLI or the API, so a resumed run matches).
@@ -546,7 +550,7 @@ def collect(
         raise FileExistsError(
             f"Minari dataset {dataset_id!r} already exists at {root / dataset_id}"
         )
-    if expert == "sight-reader" and episodes > 1 and noise == 0.0:
+    if expert in ("sight-reader", "sight-reader-lookahead") and episodes > 1 and noise == 0.0:
         if not env_kwargs.get("randomize_hand_positions"):
             print(
                 "pianomime collect: note: the sight-reader is deterministic; without --noise or "

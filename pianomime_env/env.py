@@ -57,7 +57,9 @@ All joints at zero (hands open above the keys), keys up. With ``randomize_hand_p
 both hands are shifted together along the keyboard by U(−0.05, 0.05) m drawn from the reset seed.
 ``reset(options={"start_step": k, "hand_qpos": q})`` starts mid-song at goal row ``k`` with the
 hands at joint positions ``q`` (2, J) — reference state initialization; the episode's metrics then
-cover the steps played from ``k``.
+cover the steps played from ``k``. ``reset(options={"start_step": k, "physics_state":
+other.physics_state()})`` continues another env's simulation from its step ``k`` (a look-ahead
+copy: ``pickle.loads(pickle.dumps(env))`` builds an env with the same arguments).
 
 ## Episode end
 After the song's last control step (T = the song's length in steps, including
@@ -118,7 +120,7 @@ See :class:`PianoMimeEnv`.
 ## Version history
 - v0: first release (reset options ``start_step``/``hand_qpos`` included). Later additions,
   all off by default or backward compatible: ``song_end``, ``fast_physics``, the
-  ``physics_unstable`` info key, and ``trim_silence`` keeping every note of multi-track files
+  ``physics_unstable`` info key, ``physics_state()`` and the ``physics_state`` reset option, and ``trim_silence`` keeping every note of multi-track files
   (``trim_silence="robopianist"`` for RoboPianist's file-order cut). Physics and observation semantics follow RoboPianist 1.0.10's
   ``PianoWithShadowHands`` (same model, same substep order), with the goal's rows past the song's
   end set to zero and song end reported as ``terminated``.
@@ -159,6 +161,7 @@ class PhysicsInstabilityWarning(RuntimeWarning):
 
 
 _BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
+_PHYSICS_STATE = int(mujoco.mjtState.mjSTATE_INTEGRATION)
 
 
 class PianoMimeEnv(gym.Env, EzPickle):
@@ -494,14 +497,19 @@ class PianoMimeEnv(gym.Env, EzPickle):
         - ``hand_qpos``: (2, J) initial hand joint positions (right, left; ``joint_names``
           order), e.g. an IK pose for the start step. Position actuators start at the same
           targets (``ctrl``), so the hands hold the pose until the first action.
+        - ``physics_state``: a :meth:`physics_state` of an env of the same scene: the whole
+          simulation state (positions, velocities, controls, solver warm start) continues from
+          there, e.g. to look ahead from another env's current step (with ``start_step``).
         """
         super().reset(seed=seed)
         options = dict(options or {})
         start = options.pop("start_step", 0)
         hand_qpos = options.pop("hand_qpos", None)
+        physics_state = options.pop("physics_state", None)
         if options:
             raise ValueError(
-                f"unknown reset options {sorted(options)}; known: 'start_step', 'hand_qpos'"
+                f"unknown reset options {sorted(options)}; known: 'start_step', 'hand_qpos', "
+                "'physics_state'"
             )
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)):
             raise ValueError(f"options['start_step'] must be an int, got {start!r}")
@@ -523,6 +531,15 @@ class PianoMimeEnv(gym.Env, EzPickle):
             mujoco.mj_forward(m, d)
             # Hold the pose: each actuator's target = its transmission length (joint or tendon).
             d.ctrl[:] = np.clip(d.actuator_length, *m.actuator_ctrlrange.T)
+        if physics_state is not None:
+            state = np.asarray(physics_state, dtype=np.float64)
+            size = mujoco.mj_stateSize(m, _PHYSICS_STATE)
+            if state.shape != (size,) or not np.isfinite(state).all():
+                raise ValueError(
+                    f"options['physics_state'] must be a finite array of shape ({size},) "
+                    f"(env.physics_state() of this scene), got {state.shape}"
+                )
+            mujoco.mj_setState(m, d, state, _PHYSICS_STATE)
         mujoco.mj_forward(m, d)
         self._start = int(start)
         self._t = int(start)
@@ -660,6 +677,15 @@ class PianoMimeEnv(gym.Env, EzPickle):
     @property
     def sustain_activation(self) -> bool:
         return self._sustain >= _SUSTAIN_THRESHOLD
+
+    def physics_state(self) -> np.ndarray:
+        """The whole simulation state (MuJoCo's ``mjSTATE_INTEGRATION``: time, positions,
+        velocities, activations, controls, warm start...), a 1-D float64 copy; another env of
+        the same scene continues from it with ``reset(options={"physics_state": s})``."""
+        m = self.model
+        out = np.empty(mujoco.mj_stateSize(m, _PHYSICS_STATE))
+        mujoco.mj_getState(m, self.data, out, _PHYSICS_STATE)
+        return out
 
     @property
     def fingertip_positions(self) -> np.ndarray:

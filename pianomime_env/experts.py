@@ -6,6 +6,8 @@ optional ``reset()`` called after every ``env.reset()``. :func:`make_expert` bui
 - ``"sight-reader"``: :class:`~pianomime_env.sightreader.SightReader`, no training. It is
   deterministic: two episodes of one song differ only through what the seed changes (action
   noise, ``randomize_hand_positions``), see ``docs/datasets.md``.
+- ``"sight-reader-lookahead"``: :class:`~pianomime_env.lookahead.LookaheadSightReader`, the
+  sight-reader choosing its gains by simulated rollouts (no training; ~10x the cost per step).
 - a checkpoint path (``model.pt`` or a run directory): :func:`pianomime_env.policies.load_policy`
   (a per-song or multi-song policy, plain or residual; needs the ``train`` extra).
 - ``"residual-ppo"`` / ``"residual-droq"``: trains a residual expert for that one song with
@@ -27,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 __all__ = [
+    "NAMED_EXPERTS",
     "RESIDUAL_EXPERTS",
     "Expert",
     "ExpertError",
@@ -37,6 +40,8 @@ __all__ = [
 
 #: Experts trained per song by a baseline script: name -> script in ``baselines/``.
 RESIDUAL_EXPERTS: dict[str, str] = {"residual-ppo": "ppo.py", "residual-droq": "droq.py"}
+#: Experts that need no checkpoint or training.
+NAMED_EXPERTS: tuple[str, ...] = ("sight-reader", "sight-reader-lookahead")
 _BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 
 
@@ -50,7 +55,7 @@ class Expert(Protocol):
 
 def expert_label(expert: str) -> str:
     """The expert's name as stored in the dataset: the name, or the checkpoint's absolute path."""
-    if expert in ("sight-reader", *RESIDUAL_EXPERTS):
+    if expert in (*NAMED_EXPERTS, *RESIDUAL_EXPERTS):
         return expert
     return str(Path(expert).expanduser().resolve())
 
@@ -143,7 +148,8 @@ def make_expert(
     """Builds the expert for ``env``'s song.
 
     Args:
-        expert: ``"sight-reader"``, a checkpoint path, ``"residual-ppo"`` or ``"residual-droq"``.
+        expert: ``"sight-reader"``, ``"sight-reader-lookahead"``, a checkpoint path,
+            ``"residual-ppo"`` or ``"residual-droq"``.
         env: the :class:`~pianomime_env.env.PianoMimeEnv` the expert will play.
         song: the song argument of the env (residual experts train on it).
         env_kwargs: the env's keyword arguments (residual experts train with the same ones).
@@ -159,6 +165,10 @@ def make_expert(
         from pianomime_env.sightreader import SightReader
 
         return SightReader(env)
+    if expert == "sight-reader-lookahead":
+        from pianomime_env.lookahead import LookaheadSightReader
+
+        return LookaheadSightReader(env)
     if expert in RESIDUAL_EXPERTS:
         if song is None or work_dir is None:
             raise ExpertError(f"{expert} needs the song and a work directory to train in")
@@ -169,7 +179,7 @@ def make_expert(
     path = Path(expert).expanduser()
     if not path.exists():
         raise ExpertError(
-            f"unknown expert {expert!r}: use 'sight-reader', 'residual-ppo', 'residual-droq' or "
-            "the path of a checkpoint that exists"
+            f"unknown expert {expert!r}: use 'sight-reader', 'sight-reader-lookahead', "
+            "'residual-ppo', 'residual-droq' or the path of a checkpoint that exists"
         )
     return _load_checkpoint(path, env)

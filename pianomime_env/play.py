@@ -26,7 +26,9 @@ Policy = Callable[[Any], np.ndarray]
 
 
 def make_policy(name: str, env: PianoMimeEnv, seed: int = 0) -> Policy:
-    """A policy ``obs -> action`` by name: ``idle``, ``random``, ``sight-reader`` or a checkpoint."""
+    """A policy ``obs -> action`` by name: ``idle``, ``random``, ``sight-reader``,
+    ``sight-reader-lookahead`` (:class:`~pianomime_env.lookahead.LookaheadSightReader`) or a
+    checkpoint."""
     if name == "idle":
         # Hold every joint at its initial (zero) position, clipped into the action bounds.
         action = np.clip(np.zeros(env.action_space.shape), env.action_low, env.action_high)
@@ -39,14 +41,18 @@ def make_policy(name: str, env: PianoMimeEnv, seed: int = 0) -> Policy:
 
         reader = SightReader(env)
         return reader
+    if name == "sight-reader-lookahead":
+        from pianomime_env.lookahead import LookaheadSightReader
+
+        return LookaheadSightReader(env)
     path = Path(name)
     if path.exists():
         from pianomime_env.policies import load_policy
 
         return load_policy(path, env)
     raise ValueError(
-        f"unknown policy {name!r}: use 'sight-reader', 'random', 'idle' or a checkpoint path "
-        "that exists"
+        f"unknown policy {name!r}: use 'sight-reader', 'sight-reader-lookahead', 'random', "
+        "'idle' or a checkpoint path that exists"
     )
 
 

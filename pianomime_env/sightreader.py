@@ -42,6 +42,10 @@ class SightReaderConfig:
     white_band_margin: float = 0.012  # white keys: pressed this far (m) before the black keys
     lift_clearance: float = 0.005  # lifted fingers stay this far above the black keys' top (m)
     forearm_overshoot: float = 2.0  # command = ik + k (ik - measured) for forearm_tx
+    # forearm_tx command += k * (damping / kp) * the planned hand velocity along the keyboard:
+    # cancels the joint's viscous damping (67 N s/m against kp 300 N/m) during hand moves.
+    forearm_velocity_ff: float = 0.0
+    forearm_ff_offset: int = 0  # velocity of demo frames t + offset -> t + offset + 1
     idle_weight: float = 1.0  # IK weight of fingers not pressing
     iterations: int = 3
     wrist_posture_scale: float = 10.0  # x posture_weight for WRJ1/WRJ2
@@ -159,6 +163,15 @@ class SightReader:
             self._thumb_w[h, short[h].index("forearm_ty")] = self.config.thumb_ty_weight
         self._thumb_post = np.clip(self._thumb_post, self.ik.lower, self.ik.upper)
         self._low, self._high = u.action_low, u.action_high
+        # forearm_tx's time constant (s): joint damping / actuator stiffness, from the model.
+        tx_joint = u.model.actuator_trnid[self._tx_u, 0]
+        self._tx_tau = u.model.dof_damping[u.model.jnt_dofadr[tx_joint]] / np.abs(
+            u.model.actuator_biasprm[self._tx_u, 1]
+        )
+        # Planned hand velocity along the keyboard (forearm_tx is world y), (T, 2) m/s.
+        wy = np.asarray(demo.wrists, np.float64)[:, :, 1]
+        self._hand_velocity = np.zeros_like(wy)
+        self._hand_velocity[:-1] = np.diff(wy, axis=0) / u.control_timestep
         self.reset()
 
     def reset(self) -> None:
@@ -169,6 +182,32 @@ class SightReader:
         self._integral = np.zeros((2, 5, 3))
         self._last_key = np.full((2, 5), -1)  # key each finger is pressing (descended on)
         self._int_key = np.full((2, 5), -1)  # key each finger's integral belongs to
+
+    @property
+    def descended_keys(self) -> np.ndarray:
+        """(2, 5) the key each finger was sent down onto at the last step (-1: lifted or idle)."""
+        return self._last_key.copy()
+
+    @property
+    def forearm_targets(self) -> np.ndarray:
+        """(2,) the IK's ``forearm_tx`` position at the last step (m; before the overshoot)."""
+        return self._q[np.arange(2), self._tx].copy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of the controller's memory (IK warm start, integrals, keys per finger)."""
+        return {
+            "q": self._q.copy(),
+            "integral": self._integral.copy(),
+            "last_key": self._last_key.copy(),
+            "int_key": self._int_key.copy(),
+        }
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continues from a :meth:`state` (of this reader or one on the same song and scene)."""
+        self._q = state["q"].copy()
+        self._integral = state["integral"].copy()
+        self._last_key = state["last_key"].copy()
+        self._int_key = state["int_key"].copy()
 
     def _pressed_keys(self, frame: int) -> np.ndarray:
         """(2, 5) key each finger presses in demo frame ``frame``, -1 for none."""
@@ -283,6 +322,9 @@ class SightReader:
         # Forearm lead: command past the IK target by the remaining distance.
         measured = d.qpos[self.ik.qadr[np.arange(2), self._tx]]
         ctrl[self._tx_u] += cfg.forearm_overshoot * (q[np.arange(2), self._tx] - measured)
+        if cfg.forearm_velocity_ff:
+            v = self._hand_velocity[min(frame + cfg.forearm_ff_offset, self.demo.n_steps - 1)]
+            ctrl[self._tx_u] += cfg.forearm_velocity_ff * self._tx_tau * v
         sustain = float(u.trajectory.sustain[min(t, u.n_steps - 1)])
         action = np.clip(np.append(ctrl, sustain), self._low, self._high)
         return u.to_env_action(action)

@@ -370,3 +370,29 @@ def test_played_keys_and_sustain_recorded_per_step():
     for _ in range(3):
         env.step(a)
     assert env.played_keys.shape == (3, 88) and env.played_sustain.tolist() == [True] * 3
+
+
+def test_physics_state_continues_in_a_copy():
+    """A pickled copy reset to another env's physics state and step steps exactly as it does."""
+    import pickle
+
+    from pianomime_env.sightreader import SightReader
+
+    env = PianoMimeEnv("CMajorChordProgressionTwoHands")
+    obs, _ = env.reset(seed=0)
+    reader = SightReader(env)
+    reader.reset()
+    for _ in range(15):
+        obs, *_ = env.step(reader(obs))
+    copy = pickle.loads(pickle.dumps(env))
+    obs_c, _ = copy.reset(options={"start_step": env.t, "physics_state": env.physics_state()})
+    np.testing.assert_array_equal(obs_c["hand_joints"], obs["hand_joints"])
+    np.testing.assert_array_equal(obs_c["goal"], obs["goal"])
+    for _ in range(10):
+        action = reader(obs)
+        obs, *_ = env.step(action)
+        obs_c, *_ = copy.step(action)
+        np.testing.assert_array_equal(obs_c["hand_joints"], obs["hand_joints"])
+        np.testing.assert_array_equal(copy.key_activation, env.key_activation)
+    with pytest.raises(ValueError, match="physics_state.*shape"):
+        copy.reset(options={"physics_state": np.zeros(3)})

@@ -470,6 +470,7 @@ def from_midi(
     env: object | None = None,
     use_score_fingering: bool = True,
     follow_score_fingers: bool = False,
+    release_reach: float | None = None,
 ) -> Demonstration:
     """Plans a :class:`Demonstration` for ``song`` from its score alone.
 
@@ -484,6 +485,9 @@ def from_midi(
         follow_score_fingers: also prefer the annotated finger (``SCORE_FINGER_COST`` for any
             other), thumb-unders and crossings included. Off by default: measured worse in
             this simulation (built-in songs F1 0.80 -> 0.76, docs/sightreader.md).
+        release_reach: a held key further than this (m) from its finger's slot after a hand
+            move is released when the move starts; default ``RELEASE_REACH``. Larger values
+            hold more notes through moves (and hold the hand back).
 
     Returns:
         A demonstration with T = number of control steps of the song.
@@ -507,7 +511,10 @@ def from_midi(
 
     ik = HandIK(model, index)
     rest_tips, rest_wrists = ik.forward(ik.posture)
-    per_finger = _release_for_moves(notes, anchor_changes, geo)
+    reach = RELEASE_REACH if release_reach is None else float(release_reach)
+    if not reach > 0.0:
+        raise ValueError(f"release_reach must be > 0 (m), got {release_reach!r}")
+    per_finger = _release_for_moves(notes, anchor_changes, geo, reach)
     tips, pressing, fingering = _fingertip_trajectories(
         per_finger, anchor_changes, geo, rest_tips, len(traj)
     )
@@ -526,7 +533,10 @@ def from_midi(
 
 
 def _release_for_moves(
-    notes: list[_Note], anchor_changes: list[list[tuple[int, float]]], geo: KeyGeometry
+    notes: list[_Note],
+    anchor_changes: list[list[tuple[int, float]]],
+    geo: KeyGeometry,
+    release_reach: float,
 ) -> list[list[list[_Note]]]:
     """The notes per hand and finger, each held key that the hand must leave for its next
     position released when the hand starts moving (the forearm needs ~5 steps; holding would
@@ -539,7 +549,7 @@ def _release_for_moves(
             move = step - MOVE_LEAD_STEPS
             if move >= n.end:
                 break
-            if move > n.start and abs(y - (a + sign * SLOT_OFFSETS[n.finger])) > RELEASE_REACH:
+            if move > n.start and abs(y - (a + sign * SLOT_OFFSETS[n.finger])) > release_reach:
                 n = _Note(n.key, n.start, max(n.start + MIN_PRESS_STEPS, move), n.hand, n.finger)
                 break
         per_finger[n.hand][n.finger].append(n)

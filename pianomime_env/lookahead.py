@@ -1,0 +1,184 @@
+"""``LookaheadSightReader``: the sight-reader choosing its step gains by simulating ahead.
+
+Every ``chunk_steps`` control steps it copies the env's simulation into a private copy of the
+env (same arguments, :meth:`~pianomime_env.env.PianoMimeEnv.physics_state`), plays the next
+``horizon_steps`` steps once per candidate setting of the :class:`SightReaderConfig` step gains,
+scores each rollout by the key-step F1 against the score's goal over that window, and plays the
+next chunk with the best one (ties: the earlier candidate, the first is the default setting).
+Nothing is learned: the rollouts use the score and the simulator only, like a player trying a
+passage in their head. It costs about ``len(candidates) * horizon_steps / chunk_steps`` extra env
+steps per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from pianomime_env.demos.format import Demonstration
+from pianomime_env.demos.planner import from_midi
+from pianomime_env.sightreader import SightReader, SightReaderConfig
+
+__all__ = ["DEFAULT_CANDIDATES", "LookaheadSightReader"]
+
+#: Candidate settings (overrides of the base config): forearm command variants aimed at the
+#: largest cause of misses, hands still in transit (docs/sightreader.md).
+DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = (
+    {},
+    {"forearm_overshoot": 3.0},
+    {"forearm_velocity_ff": 1.0},
+    {"lead": 1},
+)
+
+# Fields the SightReader reads only when it is built; a candidate cannot change them.
+_BUILD_FIELDS = frozenset(
+    {
+        "white_band_margin",
+        "wrist_posture_scale",
+        "posture_weight",
+        "points",
+        "thumb_posture",
+        "thumb_posture_weight",
+        "thumb_ty_weight",
+        "thumb_lookahead",
+    }
+)
+
+
+class LookaheadSightReader:
+    """A :class:`~pianomime_env.sightreader.SightReader` whose step gains are re-chosen every
+    ``chunk_steps`` by simulated rollouts (see the module docstring).
+
+    Args:
+        env: a :class:`~pianomime_env.env.PianoMimeEnv` (or a wrapper of one).
+        demo: the demonstration; default planned from the env's song.
+        config: the base gains.
+        candidates: overrides of ``config``'s step gains, one dict per candidate.
+        chunk_steps: control steps played with one choice.
+        horizon_steps: control steps each candidate is simulated for (≥ ``chunk_steps``: the
+            window also sees what a choice leaves for the next notes).
+
+    Call :meth:`reset` after ``env.reset()``, then ``action = reader(obs)`` every step.
+    :attr:`choices` lists ``(step, candidate index)`` of the episode so far.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        demo: Demonstration | None = None,
+        config: SightReaderConfig | None = None,
+        *,
+        candidates: Sequence[Mapping[str, Any]] = DEFAULT_CANDIDATES,
+        chunk_steps: int = 10,
+        horizon_steps: int = 20,
+    ) -> None:
+        u = getattr(env, "unwrapped", env)
+        if not 1 <= int(chunk_steps) <= int(horizon_steps):
+            raise ValueError(
+                f"need 1 <= chunk_steps <= horizon_steps, got {chunk_steps}, {horizon_steps}"
+            )
+        if not candidates:
+            raise ValueError("candidates must not be empty")
+        base = config or SightReaderConfig()
+        names = {f.name for f in dataclasses.fields(SightReaderConfig)} | {"release_reach"}
+        self.configs = []
+        for i, c in enumerate(candidates):
+            bad = sorted(set(c) - names)
+            if bad:
+                raise ValueError(
+                    f"candidate {i}: {bad} are not SightReaderConfig fields or 'release_reach'"
+                )
+            fixed = sorted(set(c) & _BUILD_FIELDS)
+            if fixed:
+                raise ValueError(
+                    f"candidate {i}: {fixed} are set when the reader is built; only step gains "
+                    "can differ between candidates"
+                )
+            gains = {k: v for k, v in c.items() if k != "release_reach"}
+            self.configs.append(dataclasses.replace(base, **gains))
+        self.env = u
+        # One plan (and one reader on the env, one on the look-ahead copy) per release reach.
+        reaches = sorted(
+            {c.get("release_reach") for c in candidates}, key=lambda r: (r is not None, r)
+        )
+        # EzPickle: unpickling builds a fresh env with the same constructor arguments.
+        self.shadow = pickle.loads(pickle.dumps(u))
+        self._plans: dict[float | None, tuple[SightReader, SightReader]] = {}
+        for r in reaches:
+            plan = (
+                demo
+                if r is None
+                else from_midi(
+                    u.trajectory, control_timestep=u.control_timestep, env=u, release_reach=r
+                )
+            )
+            live = SightReader(u, plan, base)
+            self._plans[r] = (live, SightReader(self.shadow, live.demo, base))
+        self._plan_of = [c.get("release_reach") for c in candidates]
+        self.chunk_steps, self.horizon_steps = int(chunk_steps), int(horizon_steps)
+        self._goal = np.asarray(u.trajectory.keys) > 0.5
+        self.reset()
+
+    @property
+    def reader(self) -> SightReader:
+        """The reader playing now (the plan of the current choice)."""
+        return self._plans[self._plan_of[self._current]][0]
+
+    @property
+    def demo(self) -> Demonstration:
+        """The default plan (the first candidate's)."""
+        return self._plans[self._plan_of[0]][0].demo
+
+    def reset(self) -> None:
+        """Starts a new episode (call after ``env.reset()``)."""
+        for live, _ in self._plans.values():
+            live.reset()
+        self._current = 0
+        self.reader.config = self.configs[0]
+        self._next_choice = self.env.t
+        self.choices: list[tuple[int, int]] = []
+
+    def rollout_f1(self, candidate: int) -> float:
+        """Key-step F1 of ``horizon_steps`` simulated steps from the env's current state with
+        candidate ``candidate`` (1.0 for a window with nothing to press and nothing pressed)."""
+        u, sim = self.env, self.shadow
+        reader = self._plans[self._plan_of[candidate]][1]
+        t = u.t
+        obs, _ = sim.reset(options={"start_step": t, "physics_state": u.physics_state()})
+        if not np.array_equal(sim.model.body_pos, u.model.body_pos):
+            # randomize_hand_positions moved the env's hands at its reset: the copy follows.
+            sim.model.body_pos[:] = u.model.body_pos
+            mujoco.mj_forward(sim.model, sim.data)
+        reader.restore(self.reader.state())
+        reader.config = self.configs[candidate]
+        tp = fp = fn = 0
+        for k in range(min(self.horizon_steps, u.n_steps - t)):
+            obs, _, terminated, truncated, _ = sim.step(reader(obs))
+            played, goal = sim.key_activation, self._goal[t + k]
+            tp += int(np.count_nonzero(played & goal))
+            fp += int(np.count_nonzero(played & ~goal))
+            fn += int(np.count_nonzero(~played & goal))
+            if terminated or truncated:
+                break
+        return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        t = self.env.t
+        if t >= self._next_choice:
+            if len(self.configs) > 1:
+                scores = [self.rollout_f1(i) for i in range(len(self.configs))]
+                best = int(np.argmax(scores))
+            else:
+                best = 0
+            state = self.reader.state()
+            self._current = best
+            self.reader.restore(state)  # the new plan's reader continues the controller
+            self.reader.config = self.configs[best]
+            self.choices.append((t, best))
+            self._next_choice = t + self.chunk_steps
+        return self.reader(obs)
