@@ -24,7 +24,9 @@ executed joint action at t (the action that really produced those fingertips, so
 episodes teach it). Both train for ``--total-steps`` gradient steps on the same minibatches,
 each with its own Adam (level 2: ``--low-learning-rate``). The checkpoint gains
 ``low_level`` and ``target_norm`` (format: :mod:`pianomime_env.generalist`); played, level 2
-runs every step, its joints plus level 1's sustain are the action. Not with ``--residual``.
+runs every step, its joints plus level 1's sustain are the action. ``--target-frame offset``
+makes level 1 predict the next fingertips relative to the current ones (the same target for
+level 2). Not with ``--residual``.
 
 Evaluation every ``--eval-every`` steps plays the current policy through
 ``pianomime_env.policies.load_policy`` (the path ``pianomime play --policy`` takes) on
@@ -91,6 +93,9 @@ class Args:
     """PianoMime's two-level policy: level 1 (--size) predicts the next step's fingertips (30,
     m) and the sustain; level 2 (--low-size) maps the song-independent observation and the
     fingertip offset to the executed joint action. Not with --residual."""
+    target_frame: Literal["world", "offset"] = "world"
+    """With --two-level: level 1 outputs the next fingertips themselves (world) or their offset
+    from the current fingertips (offset); level 2 gets the same target either way."""
     low_size: Literal["3x256", "3x1024", "6x4096"] = "3x256"
     """Level 2's MLP size (with --two-level)."""
     low_learning_rate: float = 3e-4
@@ -261,6 +266,8 @@ def main(args: Args) -> dict:
     y = np.concatenate(data.actions)
     if args.two_level:  # level 1 predicts the next fingertips + sustain; level 2 the joints
         y, low_x, low_y, low_keys = two_level_arrays(data)
+        if args.target_frame == "offset":  # the next fingertips relative to the current ones
+            y[:, :30] -= np.concatenate([o["fingertips"] for o in data.observations])
     print(
         f"dataset {args.dataset}: {len(set(data.songs))} songs, {len(data.songs)} episodes, "
         f"{data.steps} steps, features {x.shape[1]}, actions {y.shape[1]} "
@@ -312,6 +319,7 @@ def main(args: Args) -> dict:
         if args.two_level:
             extra = {
                 "target_norm": target_norm.state(),
+                "target_frame": args.target_frame,
                 "low_level": low_level_entry(low_model, low_config, low_norm, low_keys),
             }
         return {

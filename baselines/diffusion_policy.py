@@ -31,7 +31,9 @@ run for the same number of gradient steps with its own Adam (``--low-learning-ra
 fingertips to the executed joint action (the one that produced those fingertips). Played,
 level 2 runs every step on the current observation while the high level's queue of targets
 is executed open-loop; the sustain comes from the target. The checkpoint gains ``low_level``
-and ``target_norm`` (format: :mod:`pianomime_env.generalist`). Not with ``--residual``.
+and ``target_norm`` (format: :mod:`pianomime_env.generalist`). ``--target-frame offset``: the
+U-Net plans the targets relative to the fingertips observed when it plans. Not with
+``--residual``.
 
 Evaluation every ``--eval-every`` steps plays the EMA policy through
 ``pianomime_env.policies.load_policy`` (what ``pianomime play --policy`` does) on
@@ -102,6 +104,9 @@ class Args:
     """PianoMime's two-level policy: the U-Net plans the fingertip targets of steps t+1..t+Tp
     (30, m) and the sustain; level 2 (--low-size) maps the song-independent observation and
     the fingertip offset to the executed joint action, every step. Not with --residual."""
+    target_frame: Literal["world", "offset"] = "world"
+    """With --two-level: the U-Net plans the fingertips themselves (world) or relative to the
+    fingertips observed when it plans, step t (offset)."""
     low_size: Literal["3x256", "3x1024", "6x4096"] = "3x256"
     """Level 2's MLP size (with --two-level)."""
     low_learning_rate: float = 3e-4
@@ -253,6 +258,7 @@ def main(args: Args) -> dict:
     y = np.concatenate(data.actions)
     if args.two_level:  # the U-Net plans next fingertips + sustain; level 2 the joints
         y, low_x, low_y, low_keys = two_level_arrays(data)
+    offset = args.two_level and args.target_frame == "offset"
     lengths = np.array([len(a) for a in data.actions])
     ep_end = np.repeat(np.cumsum(lengths), lengths)  # per row: its episode's end / start row
     ep_start = ep_end - np.repeat(lengths, lengths)
@@ -262,7 +268,21 @@ def main(args: Args) -> dict:
         f"({time.perf_counter() - t_load:.1f} s)"
     )
     obs_norm = Normalizer.fit(x, "minmax")
-    act_norm = Normalizer.fit(y, "minmax")
+    if offset:  # windows t+1..t+Tp relative to the fingertips at t (the plan's origin)
+        tips = np.concatenate([o["fingertips"] for o in data.observations])
+        _, all_ai = window_indices(
+            np.arange(len(y)), ep_start, ep_end, args.obs_horizon, args.pred_horizon
+        )
+
+        def target_windows(rows: np.ndarray, ai: np.ndarray) -> np.ndarray:
+            w = y[ai].copy()
+            w[..., :30] -= tips[rows][:, None]
+            return w
+
+        act_norm = Normalizer.fit(target_windows(np.arange(len(y)), all_ai), "minmax")
+        del all_ai
+    else:
+        act_norm = Normalizer.fit(y, "minmax")
     xn = torch.as_tensor(obs_norm.normalize(x))
     yn = torch.as_tensor(act_norm.normalize(y))
     act_dim = int(y.shape[1])
@@ -332,6 +352,7 @@ def main(args: Args) -> dict:
         if args.two_level:  # the U-Net's outputs are targets: target_norm, no action_norm
             extra = {
                 "target_norm": act_norm.state(),
+                "target_frame": args.target_frame,
                 "low_level": low_level_entry(low_model, low_config, low_norm, low_keys),
             }
         return {
@@ -439,7 +460,10 @@ def main(args: Args) -> dict:
         rows = rng.integers(0, len(xn), args.batch_size)
         oi, ai = window_indices(rows, ep_start, ep_end, args.obs_horizon, args.pred_horizon)
         cond = xn[torch.as_tensor(oi)].reshape(args.batch_size, -1)
-        actions = yn[torch.as_tensor(ai)]
+        if offset:
+            actions = torch.as_tensor(act_norm.normalize(target_windows(rows, ai)))
+        else:
+            actions = yn[torch.as_tensor(ai)]
         noise = torch.randn_like(actions)
         t = torch.randint(0, args.diffusion_steps, (args.batch_size,))
         noisy = noise_scheduler.add_noise(actions, noise, t)

@@ -31,6 +31,9 @@ Two-level checkpoints (``--two-level``: PianoMime's goal -> fingertip targets ->
   one target, the U-Net a ``pred`` window of them (t+1 .. t+pred). ``actor["act_dim"]`` is 31;
   ``target_norm`` (a :class:`Normalizer` state: z-score for BC, min-max for the diffusion
   policy) maps the network's output back to metres; ``action_norm`` is None.
+  ``target_frame`` (absent: ``"world"``): ``"world"``, the network outputs the fingertip
+  positions themselves; ``"offset"``, it outputs them minus the fingertips observed when it
+  plans (step t), and the player adds those back.
 - ``low_level = {"kind": "mlp", "act_dim", "config", "state_dict", "keys", "obs_norm"}`` is
   level 2: ``keys`` (the observation keys of :data:`LOW_LEVEL_KEYS` present, layout order)
   flattened, plus the target's offset ``target - fingertips`` (30, m), z-scored with
@@ -665,7 +668,13 @@ class GeneralistPolicy:
             self.low_model = build_actor(str(low["kind"]), low["config"])
             self.low_model.load_state_dict(low["state_dict"])
             self.low_model.eval()
+        self.target_frame = str(ckpt.get("target_frame", "world"))
+        if self.target_frame not in ("world", "offset"):
+            raise PolicyError(
+                f"target_frame must be 'world' or 'offset', got {self.target_frame!r}"
+            )
         self.last_target: np.ndarray | None = None  # two-level: the last target (31,)
+        self.plan_origin: np.ndarray | None = None  # fingertips (30,) when level 1 last planned
         h = ckpt.get("horizons") or {"obs": 1, "pred": 1, "exec": 1}
         self.obs_horizon, self.pred_horizon = int(h["obs"]), int(h["pred"])
         self.exec_horizon = int(h["exec"])
@@ -695,7 +704,7 @@ class GeneralistPolicy:
             with torch.no_grad():
                 out = self.model(x)[:, : self.act_dim]
                 if self.two_level:
-                    return self.target_norm.unnormalize(out.numpy()).astype(np.float64)
+                    return self._targets(out.numpy())
                 out = out.clamp(-1.0, 1.0).numpy()
             return out.astype(np.float64)
         while len(self.history) < self.obs_horizon:
@@ -712,7 +721,7 @@ class GeneralistPolicy:
         )[0].numpy()
         x = np.clip(x, -1.0, 1.0)
         if self.two_level:
-            return self.target_norm.unnormalize(x[: self.exec_horizon]).astype(np.float64)
+            return self._targets(x[: self.exec_horizon])
         if self.action_norm is not None:
             x = self.action_norm.unnormalize(x)
         return np.clip(x[: self.exec_horizon], -1.0, 1.0).astype(np.float64)
@@ -725,6 +734,8 @@ class GeneralistPolicy:
         feats = features(obs, self.layout, self.encoder)
         self.history.append(feats)
         if not self.queue:
+            if self.two_level:
+                self.plan_origin = np.asarray(obs["fingertips"], np.float64).copy()
             self.queue.extend(self.network_actions(feats))
         a = self.queue.popleft()
         if self.two_level:
@@ -732,6 +743,13 @@ class GeneralistPolicy:
         if not self.residual:
             return u.to_env_action(np.clip(u.action_from_normalized(a), self.low, self.high))
         return u.to_env_action(self.residual_env.residual_to_action(a))
+
+    def _targets(self, out: np.ndarray) -> np.ndarray:
+        """Level 1's network output (K, 31), normalized -> targets (K, 31), fingertips in m."""
+        t = self.target_norm.unnormalize(out).astype(np.float64)
+        if self.target_frame == "offset":
+            t[:, :30] += self.plan_origin
+        return t
 
     def low_level_action(self, obs: Mapping[str, Any], target: np.ndarray) -> np.ndarray:
         """Level 2: the normalized action (A,) in [-1, 1] for the current observation and level

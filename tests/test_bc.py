@@ -165,3 +165,27 @@ def test_bc_two_level_trains_plays_resumes_and_refuses_residual(data_env, tmp_pa
 
     proc = run("bc.py", [*args, "--residual", "--run-dir", str(tmp_path / "x")], data_env)
     assert proc.returncode != 0 and "--two-level with --residual is not built" in proc.stderr
+
+    # --target-frame offset: level 1 predicts the next fingertips relative to the current ones;
+    # the player adds the current fingertips back (the target level 2 gets is in metres).
+    off = tmp_path / "bc_2l_off"
+    args = ["--dataset", DATASET, "--two-level", "--target-frame", "offset", *EVAL]
+    proc = run("bc.py", [*args, "--total-steps", "100", "--run-dir", str(off)], data_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(off / "model.pt")
+    assert ckpt["target_frame"] == "offset"
+    world = load_checkpoint(run_dir)
+    assert world["target_frame"] == "world"
+    from pianomime_env.generalist import GeneralistPolicy
+
+    del world["target_frame"]  # checkpoints written before the option play as world targets
+    assert GeneralistPolicy(world, PianoMimeEnv("CMajorScaleOneHand")).target_frame == "world"
+    assert np.abs(ckpt["target_norm"]["offset"][:30].numpy()).max() < 0.05  # mean offset, m
+    env = PianoMimeEnv("CMajorScaleOneHand")
+    policy = load_policy(off / "model.pt", env)
+    obs, _ = env.reset(seed=0)
+    policy.reset()
+    policy(obs)
+    np.testing.assert_array_equal(policy.plan_origin, obs["fingertips"])
+    assert np.abs(policy.last_target[:30] - obs["fingertips"]).max() < 0.1
+    env.close()

@@ -92,7 +92,7 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
 ):
     run_dir = tmp_path / "dp_2l"
     args = ["--dataset", DATASET, "--two-level", "--total-steps", "30", "--eval-every", "0"]
-    args += [*EVAL, *TINY, "--low-batch-size", "32"]
+    args += [*EVAL, *TINY, "--low-batch-size", "32", "--target-frame", "offset"]
     proc = run("diffusion_policy.py", [*args, "--run-dir", str(run_dir)], data_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -103,6 +103,7 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
     ckpt = load_checkpoint(run_dir / "model.pt")
     assert ckpt["actor"]["act_dim"] == 31 and ckpt["action_norm"] is None
     assert ckpt["target_norm"]["kind"] == "minmax" and ckpt["target_norm"]["offset"].shape == (31,)
+    assert ckpt["target_frame"] == "offset"
     assert ckpt["low_level"]["act_dim"] == 44 and ckpt["low_level"]["keys"][0] == "hand_joints"
     # (`pianomime play --policy` of a two-level checkpoint: tests/test_bc.py; the evaluation
     # above played this one through load_policy.)
@@ -116,7 +117,12 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
     plans, lows = [], []
     plan, low = policy.network_actions, policy.low_level_action
     monkeypatch.setattr(policy, "network_actions", lambda f: plans.append(1) or plan(f))
-    monkeypatch.setattr(policy, "low_level_action", lambda o, t: lows.append(t) or low(o, t))
+    origins = []
+    monkeypatch.setattr(
+        policy,
+        "low_level_action",
+        lambda o, t: lows.append(t) or origins.append(policy.plan_origin) or low(o, t),
+    )
 
     def episode(n):
         obs, _ = env.reset(seed=0)
@@ -129,12 +135,15 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
 
     a = episode(10)
     # The high level plans at steps 0 and 8; level 2 closes the loop at every step, on the
-    # queue's targets (min-max range of the training targets: metres near the keyboard).
+    # queue's targets: offsets (within the min-max range of the training windows) from the
+    # fingertips observed when the plan was made.
     assert len(plans) == 2 and len(lows) == 10 and len(policy.queue) == 6
-    t = np.array(lows)
+    t, o = np.array(lows), np.array(origins)
+    assert np.all(o[:8] == o[0]) and np.all(o[8:] == o[8]) and not np.all(o[8] == o[0])
     lo = ckpt["target_norm"]["offset"].numpy() - ckpt["target_norm"]["scale"].numpy()
     hi = ckpt["target_norm"]["offset"].numpy() + ckpt["target_norm"]["scale"].numpy()
-    assert t.shape == (10, 31) and np.all(t >= lo - 1e-5) and np.all(t <= hi + 1e-5)
+    d = np.concatenate([t[:, :30] - o, t[:, 30:]], axis=1)
+    assert t.shape == (10, 31) and np.all(d >= lo - 1e-5) and np.all(d <= hi + 1e-5)
     assert a.shape == (10, 45) and np.all(a >= env.action_low - 1e-6)
     np.testing.assert_allclose(a, episode(10))  # deterministic after reset
 
