@@ -77,7 +77,6 @@ def classify_song(song: str, policy: str, max_seconds: float, y_tol: float, fore
     """Counts per cause (and ``unplanned``) for one deterministic episode of ``song``."""
     env = song_env(song, max_seconds, True)
     act = make_policy(policy, env, 0)
-    reader = getattr(act, "reader", act)  # the look-ahead player wraps a SightReader
     geo = key_geometry(env.model, env.index)
     front = geo.center[:, 0] + geo.half_size[:, 0]
     tx = np.array([list(row).index("forearm_tx") for row in env.joint_names])
@@ -89,6 +88,8 @@ def classify_song(song: str, policy: str, max_seconds: float, y_tol: float, fore
     for _ in range(env.n_steps):
         t = env.t
         obs, _, terminated, truncated, info = env.step(act(obs))
+        # The look-ahead player plays through one of its SightReaders (its current plan).
+        reader = getattr(act, "reader", act)
         fing = reader.demo.fingering[min(t, reader.demo.n_steps - 1)]
         tips = env.fingertip_positions
         q = np.asarray(obs["hand_joints"]).reshape(2, n_joints)

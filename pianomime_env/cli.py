@@ -34,10 +34,11 @@ class Play:
     """A built-in song name (see `pianomime songs`), a gym id `PianoMime-<name>-v0`, or a MIDI path."""
     out: Path = Path("runs/play")
     """Output directory (created)."""
-    policy: str = "sight-reader"
-    """`sight-reader` (plans the score and plays it by IK, no training),
-    `sight-reader-lookahead` (the same, choosing its gains by simulating ahead; ~10x slower),
-    `random`, `idle`, or a path to a trained checkpoint."""
+    policy: str = "sight-reader-lookahead"
+    """`sight-reader-lookahead` (default: plans the score and plays it by IK, choosing its gains
+    every half second by simulating ahead; no training), `sight-reader` (the same without the
+    look-ahead, ~10x cheaper per step: the nominal of residual RL), `random`, `idle`, or a path
+    to a trained checkpoint."""
     video: bool = True
     """Write performance.mp4 (needs offscreen GL: EGL or OSMesa); its sound needs the audio extra
     and libfluidsynth3. Without them the metrics are still written and a note says what to add."""

@@ -514,10 +514,7 @@ def collect(
     parse_dataset_id(dataset_id)  # ValueError on a malformed id
     from pianomime_env.experts import NAMED_EXPERTS, RESIDUAL_EXPERTS
 
-    if (
-        expert not in (*NAMED_EXPERTS, *RESIDUAL_EXPERTS)
-        and not Path(expert).expanduser().exists()
-    ):
+    if expert not in (*NAMED_EXPERTS, *RESIDUAL_EXPERTS) and not Path(expert).expanduser().exists():
         raise ValueError(
             f"unknown expert {expert!r}: use 'sight-reader', 'sight-reader-lookahead', "
             "'residual-ppo', 'residual-droq' or the path of a checkpoint that exists"

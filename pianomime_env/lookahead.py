@@ -3,7 +3,8 @@
 Every ``chunk_steps`` control steps it copies the env's simulation into a private copy of the
 env (same arguments, :meth:`~pianomime_env.env.PianoMimeEnv.physics_state`), plays the next
 ``horizon_steps`` steps once per candidate setting of the :class:`SightReaderConfig` step gains,
-scores each rollout by the key-step F1 against the score's goal over that window, and plays the
+scores each rollout by its key-step F1 plus its note-onset F1 against the score's goal over that
+window (``score``), and plays the
 next chunk with the best one (ties: the earlier candidate, the first is the default setting).
 Nothing is learned: the rollouts use the score and the simulator only, like a player trying a
 passage in their head. It costs about ``len(candidates) * horizon_steps / chunk_steps`` extra env
@@ -22,17 +23,23 @@ import numpy as np
 
 from pianomime_env.demos.format import Demonstration
 from pianomime_env.demos.planner import from_midi
+from pianomime_env.metrics import onset_prf
 from pianomime_env.sightreader import SightReader, SightReaderConfig
 
 __all__ = ["DEFAULT_CANDIDATES", "LookaheadSightReader"]
 
-#: Candidate settings (overrides of the base config): forearm command variants aimed at the
-#: largest cause of misses, hands still in transit (docs/sightreader.md).
+#: Candidate settings (overrides of the base config), aimed at the largest causes of misses
+#: (docs/sightreader.md): hands still in transit (forearm command variants, an earlier demo
+#: frame), fingers not yet down or too shallow (lift tolerance, press depth), and held notes
+#: released for hand moves (a plan that holds them through moves: ``release_reach``).
 DEFAULT_CANDIDATES: tuple[dict[str, Any], ...] = (
     {},
     {"forearm_overshoot": 3.0},
     {"forearm_velocity_ff": 1.0},
     {"lead": 1},
+    {"press_depth": 0.03},
+    {"lift_xy_tolerance": 0.02},
+    {"release_reach": 0.05},
 )
 
 # Fields the SightReader reads only when it is built; a candidate cannot change them.
@@ -62,6 +69,8 @@ class LookaheadSightReader:
         chunk_steps: control steps played with one choice.
         horizon_steps: control steps each candidate is simulated for (≥ ``chunk_steps``: the
             window also sees what a choice leaves for the next notes).
+        score: what a rollout is judged by: ``"f1"`` (key-steps), ``"note_f1"`` (onsets) or
+            ``"both"`` (their sum).
 
     Call :meth:`reset` after ``env.reset()``, then ``action = reader(obs)`` every step.
     :attr:`choices` lists ``(step, candidate index)`` of the episode so far.
@@ -76,6 +85,7 @@ class LookaheadSightReader:
         candidates: Sequence[Mapping[str, Any]] = DEFAULT_CANDIDATES,
         chunk_steps: int = 10,
         horizon_steps: int = 20,
+        score: str = "both",
     ) -> None:
         u = getattr(env, "unwrapped", env)
         if not 1 <= int(chunk_steps) <= int(horizon_steps):
@@ -84,6 +94,9 @@ class LookaheadSightReader:
             )
         if not candidates:
             raise ValueError("candidates must not be empty")
+        if score not in ("f1", "note_f1", "both"):
+            raise ValueError(f"score must be 'f1', 'note_f1' or 'both', got {score!r}")
+        self.score = score
         base = config or SightReaderConfig()
         names = {f.name for f in dataclasses.fields(SightReaderConfig)} | {"release_reach"}
         self.configs = []
@@ -143,9 +156,11 @@ class LookaheadSightReader:
         self._next_choice = self.env.t
         self.choices: list[tuple[int, int]] = []
 
-    def rollout_f1(self, candidate: int) -> float:
-        """Key-step F1 of ``horizon_steps`` simulated steps from the env's current state with
-        candidate ``candidate`` (1.0 for a window with nothing to press and nothing pressed)."""
+    def rollout_scores(self, candidate: int) -> tuple[float, float]:
+        """``(f1, note_f1)`` of ``horizon_steps`` simulated steps from the env's current state
+        with candidate ``candidate``: the key-step F1 and the note-onset F1 (tolerance 1 step,
+        as in the metrics) against the score's goal over that window (1.0 when there is nothing
+        to play and nothing is played)."""
         u, sim = self.env, self.shadow
         reader = self._plans[self._plan_of[candidate]][1]
         t = u.t
@@ -156,22 +171,39 @@ class LookaheadSightReader:
             mujoco.mj_forward(sim.model, sim.data)
         reader.restore(self.reader.state())
         reader.config = self.configs[candidate]
-        tp = fp = fn = 0
-        for k in range(min(self.horizon_steps, u.n_steps - t)):
+        n = min(self.horizon_steps, u.n_steps - t)
+        # Row 0: the step before the window (keys already down are not onsets in it).
+        played = np.zeros((n + 1, 88), bool)
+        played[0] = u.key_activation
+        goal = np.zeros((n + 1, 88), bool)
+        goal[0] = self._goal[t - 1] if t > 0 else False
+        goal[1:] = self._goal[t : t + n]
+        k = 0
+        for k in range(1, n + 1):
             obs, _, terminated, truncated, _ = sim.step(reader(obs))
-            played, goal = sim.key_activation, self._goal[t + k]
-            tp += int(np.count_nonzero(played & goal))
-            fp += int(np.count_nonzero(played & ~goal))
-            fn += int(np.count_nonzero(~played & goal))
+            played[k] = sim.key_activation
             if terminated or truncated:
                 break
-        return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+        played, goal = played[: k + 1], goal[: k + 1]
+        tp = int(np.count_nonzero(played[1:] & goal[1:]))
+        wrong = int(np.count_nonzero(played[1:] ^ goal[1:]))
+        f1 = 1.0 if tp + wrong == 0 else 2 * tp / (2 * tp + wrong)
+        has_onsets = (np.diff(goal.astype(np.int8), axis=0) > 0).any() or (
+            np.diff(played.astype(np.int8), axis=0) > 0
+        ).any()
+        note_f1 = onset_prf(goal, played, tolerance=1)[2] if has_onsets else 1.0
+        return f1, float(note_f1)
+
+    def rollout_score(self, candidate: int) -> float:
+        """The score a candidate is chosen by (``score``: f1, note_f1 or their sum)."""
+        f1, note_f1 = self.rollout_scores(candidate)
+        return {"f1": f1, "note_f1": note_f1, "both": f1 + note_f1}[self.score]
 
     def __call__(self, obs: Any) -> np.ndarray:
         t = self.env.t
         if t >= self._next_choice:
             if len(self.configs) > 1:
-                scores = [self.rollout_f1(i) for i in range(len(self.configs))]
+                scores = [self.rollout_score(i) for i in range(len(self.configs))]
                 best = int(np.argmax(scores))
             else:
                 best = 0

@@ -60,7 +60,7 @@ def play(
     song: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    policy: str = "sight-reader",
+    policy: str = "sight-reader-lookahead",
     video: bool = True,
     audio: bool = True,
     width: int = 1024,
@@ -89,7 +89,7 @@ def play(
     Args:
         song: song name, gym id, MIDI path or ``Song`` (as :class:`PianoMimeEnv` takes).
         out_dir: output directory (created).
-        policy: see :func:`make_policy`.
+        policy: see :func:`make_policy`; default the look-ahead sight-reader.
         video: render ``performance.mp4``.
         audio: synthesize sound (FluidSynth, robopianist's soundfont).
         width, height: video frame size in pixels.

@@ -27,6 +27,22 @@ def test_sight_reader_expert_is_the_sight_reader():
         obs, *_ = env.step(a)
 
 
+def test_lookahead_expert_plays_an_episode():
+    from pianomime_env.lookahead import LookaheadSightReader
+
+    env = PianoMimeEnv(SHORT, trim_silence=True)
+    expert = make_expert("sight-reader-lookahead", env)
+    assert isinstance(expert, LookaheadSightReader)
+    assert expert_label("sight-reader-lookahead") == "sight-reader-lookahead"
+    obs, _ = env.reset(seed=0)
+    expert.reset()
+    for _ in range(12):
+        a = expert(obs)
+        assert env.action_space.contains(a)
+        obs, *_ = env.step(a)
+    assert expert.choices and expert.choices[0][0] == 0
+
+
 def test_unknown_expert_and_missing_checkpoint(tmp_path):
     env = PianoMimeEnv(SHORT)
     with pytest.raises(ExpertError, match="unknown expert 'oracle'"):
