@@ -20,6 +20,17 @@ TINY = ["--down-dims", "16", "32", "--obs-embed", "32", "--step-embed", "16"]
 TINY += ["--batch-size", "16", "--inference-steps", "3", "--lr-warmup-steps", "10"]
 
 
+def episode(env, policy, n: int) -> np.ndarray:
+    """Actions of the first n steps of a seed-0 episode (the policy reset after the env)."""
+    obs, _ = env.reset(seed=0)
+    policy.reset()
+    acts = []
+    for _ in range(n):
+        acts.append(policy(obs))
+        obs, *_ = env.step(acts[-1])
+    return np.array(acts)
+
+
 @pytest.fixture(scope="module")
 def data_env(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("minari"))
@@ -69,20 +80,13 @@ def test_diffusion_policy_residual_goal_encoder_receding_horizon(data_env, tmp_p
     plan = policy.network_actions
     monkeypatch.setattr(policy, "network_actions", lambda f: calls.append(1) or plan(f))
 
-    def episode(n):
-        obs, _ = env.reset(seed=0)
-        policy.reset()
-        acts = []
-        for _ in range(n):
-            acts.append(policy(obs))
-            obs, *_ = env.step(acts[-1])
-        return np.array(acts)
-
-    a = episode(17)
+    a = episode(env, policy, 17)
     # Plans at steps 0, 8 and 16 (execution horizon 8); each plan's actions are executed.
     assert len(calls) == 3 and len(policy.queue) == 7
     assert a.shape == (17, 45) and np.all(a >= env.action_low - 1e-6)
-    b = episode(17)  # reset clears the queue and reseeds the diffusion noise: same episode
+    b = episode(
+        env, policy, 17
+    )  # reset clears the queue and reseeds the diffusion noise: same episode
     assert len(calls) == 6
     np.testing.assert_allclose(a, b)
 
@@ -124,16 +128,7 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
         lambda o, t: lows.append(t) or origins.append(policy.plan_origin) or low(o, t),
     )
 
-    def episode(n):
-        obs, _ = env.reset(seed=0)
-        policy.reset()
-        acts = []
-        for _ in range(n):
-            acts.append(policy(obs))
-            obs, *_ = env.step(acts[-1])
-        return np.array(acts)
-
-    a = episode(10)
+    a = episode(env, policy, 10)
     # The high level plans at steps 0 and 8; level 2 closes the loop at every step, on the
     # queue's targets: offsets (within the min-max range of the training windows) from the
     # fingertips observed when the plan was made.
@@ -145,7 +140,7 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
     d = np.concatenate([t[:, :30] - o, t[:, 30:]], axis=1)
     assert t.shape == (10, 31) and np.all(d >= lo - 1e-5) and np.all(d <= hi + 1e-5)
     assert a.shape == (10, 45) and np.all(a >= env.action_low - 1e-6)
-    np.testing.assert_allclose(a, episode(10))  # deterministic after reset
+    np.testing.assert_allclose(a, episode(env, policy, 10))  # deterministic after reset
 
     proc = run(
         "diffusion_policy.py", [*args, "--residual", "--run-dir", str(tmp_path / "x")], data_env
