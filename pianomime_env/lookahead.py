@@ -65,7 +65,9 @@ class LookaheadSightReader:
         env: a :class:`~pianomime_env.env.PianoMimeEnv` (or a wrapper of one).
         demo: the demonstration; default planned from the env's song.
         config: the base gains.
-        candidates: overrides of ``config``'s step gains, one dict per candidate.
+        candidates: overrides of ``config``'s step gains, one dict per candidate; a
+            ``release_reach`` entry plays a plan made from the score with that
+            :func:`~pianomime_env.demos.planner.from_midi` ``release_reach`` instead of ``demo``.
         chunk_steps: control steps played with one choice.
         horizon_steps: control steps each candidate is simulated for (≥ ``chunk_steps``: the
             window also sees what a choice leaves for the next notes).
