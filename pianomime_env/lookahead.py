@@ -118,9 +118,7 @@ class LookaheadSightReader:
             self.configs.append(dataclasses.replace(base, **gains))
         self.env = u
         # One plan (and one reader on the env, one on the look-ahead copy) per release reach.
-        reaches = sorted(
-            {c.get("release_reach") for c in candidates}, key=lambda r: (r is not None, r)
-        )
+        reaches = dict.fromkeys(c.get("release_reach") for c in candidates)
         # EzPickle: unpickling builds a fresh env with the same constructor arguments.
         self.shadow = pickle.loads(pickle.dumps(u))
         self._plans: dict[float | None, tuple[SightReader, SightReader]] = {}
@@ -160,9 +158,10 @@ class LookaheadSightReader:
 
     def rollout_scores(self, candidate: int) -> tuple[float, float]:
         """``(f1, note_f1)`` of ``horizon_steps`` simulated steps from the env's current state
-        with candidate ``candidate``: the key-step F1 and the note-onset F1 (tolerance 1 step,
-        as in the metrics) against the score's goal over that window (1.0 when there is nothing
-        to play and nothing is played)."""
+        with candidate ``candidate``: the key-step F1 (1.0 when nothing is to be played and
+        nothing is played) and the note-onset F1 (:func:`~pianomime_env.metrics.onset_prf`,
+        tolerance 1 step; 1.0 when no key goes down in the window, in the score or played)
+        against the score's goal over that window."""
         u, sim = self.env, self.shadow
         reader = self._plans[self._plan_of[candidate]][1]
         t = u.t
@@ -174,7 +173,8 @@ class LookaheadSightReader:
         reader.restore(self.reader.state())
         reader.config = self.configs[candidate]
         n = min(self.horizon_steps, u.n_steps - t)
-        # Row 0: the step before the window (keys already down are not onsets in it).
+        # Row 0: the step before the window, the same for every candidate. (onset_prf counts
+        # keys already down there as onsets at row 0, in both rolls.)
         played = np.zeros((n + 1, 88), bool)
         played[0] = u.key_activation
         goal = np.zeros((n + 1, 88), bool)

@@ -45,7 +45,6 @@ class SightReaderConfig:
     # forearm_tx command += k * (damping / kp) * the planned hand velocity along the keyboard:
     # cancels the joint's viscous damping (67 N s/m against kp 300 N/m) during hand moves.
     forearm_velocity_ff: float = 0.0
-    forearm_ff_offset: int = 0  # velocity of demo frames t + offset -> t + offset + 1
     idle_weight: float = 1.0  # IK weight of fingers not pressing
     iterations: int = 3
     wrist_posture_scale: float = 10.0  # x posture_weight for WRJ1/WRJ2
@@ -323,7 +322,7 @@ class SightReader:
         measured = d.qpos[self.ik.qadr[np.arange(2), self._tx]]
         ctrl[self._tx_u] += cfg.forearm_overshoot * (q[np.arange(2), self._tx] - measured)
         if cfg.forearm_velocity_ff:
-            v = self._hand_velocity[min(frame + cfg.forearm_ff_offset, self.demo.n_steps - 1)]
+            v = self._hand_velocity[frame]
             ctrl[self._tx_u] += cfg.forearm_velocity_ff * self._tx_tau * v
         sustain = float(u.trajectory.sustain[min(t, u.n_steps - 1)])
         action = np.clip(np.append(ctrl, sustain), self._low, self._high)
