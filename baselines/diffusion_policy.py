@@ -8,18 +8,17 @@ multi-song ``pianomime collect`` dataset: a generalist evaluated on songs it nev
     .venv/bin/pianomime play music21:bach/bwv66.6 --policy runs/<run dir>/model.pt
 
 The model is a FiLM-conditioned 1-D temporal U-Net (Chi et al.'s ConditionalUnet1D,
-:mod:`pianomime_env.generalist`) over a window of ``--pred-horizon`` actions, conditioned on
-the last ``--obs-horizon`` observations (projected to ``--obs-embed`` features) and the
-diffusion step. Training: diffusers' ``DDPMScheduler`` (squared-cosine schedule,
+:mod:`pianomime_env.learning.generalist`) over a window of ``--pred-horizon`` actions,
+conditioned on the last ``--obs-horizon`` observations (projected to ``--obs-embed`` features)
+and the diffusion step. Training: diffusers' ``DDPMScheduler`` (squared-cosine schedule,
 ``--diffusion-steps``, epsilon prediction), AdamW with a cosine learning-rate schedule and
 warm-up, an EMA of the weights (diffusers' ``EMAModel``, warm-up power 0.75) which is what
 ``model.pt`` holds. Inference: diffusers' ``DDIMScheduler`` with ``--inference-steps`` steps;
 receding horizon: the policy plans ``pred`` actions from step t on and executes the first
 ``--exec-horizon`` (default horizons 2 / 16 / 8). Observations and actions are min-max
-normalized to [-1, 1] with the dataset's ranges (stored in the checkpoint). With
-``--residual`` the actions are ResidualIK residuals over the sight-reader; with
-``--goal-encoder`` the goal rows are PianoMime's 16-d SDF latents. ``--total-steps`` counts
-gradient steps.
+normalized to [-1, 1] with the dataset's ranges (stored in the checkpoint). With ``--residual``
+the actions are ResidualIK residuals over the sight-reader; with ``--goal-encoder`` the goal
+rows are PianoMime's 16-d SDF latents. ``--total-steps`` counts gradient steps.
 
 ``--two-level`` (PianoMime's two-level variant): the U-Net denoises a ``--pred-horizon``
 window of fingertip targets instead of actions: the fingertips observed at steps t+1 .. t+Tp
@@ -31,55 +30,69 @@ run for the same number of gradient steps with its own Adam (``--low-learning-ra
 fingertips to the executed joint action (the one that produced those fingertips). Played,
 level 2 runs every step on the current observation while the high level's queue of targets
 is executed open-loop; the sustain comes from the target. The checkpoint gains ``low_level``
-and ``target_norm`` (format: :mod:`pianomime_env.generalist`). ``--target-frame offset``: the
-U-Net plans the targets relative to the fingertips observed when it plans. Not with
-``--residual``.
+and ``target_norm`` (format: :mod:`pianomime_env.learning.generalist`). ``--target-frame
+offset``: the U-Net plans the targets relative to the fingertips observed when it plans. Not
+with ``--residual``.
 
 Evaluation every ``--eval-every`` steps plays the EMA policy through
-``pianomime_env.policies.load_policy`` (what ``pianomime play --policy`` does) on
-``--eval-songs``: by default baselines/evaluate.py's HELDOUT_SONGS, refused if a training song
-is among them. Outputs as baselines/bc.py: ``model.pt``, ``goal_encoder.pt``, ``summary.json``,
-``resume.pt`` (model, EMA, optimizer, LR schedule, RNG, step; two-level: level 2's model and
-optimizer), ``args.json`` and TensorBoard events (``losses/``, with ``losses/low_loss`` for
-level 2, ``charts/learning_rate``, ``eval/f1``, ``eval/note_f1``).
+``pianomime_env.learning.policies.load_policy`` (what ``pianomime play --policy`` does) on
+``--eval-songs``: by default ``pianomime_env.learning.evaluation.HELDOUT_SONGS``, refused if a
+training song is among them. Outputs in the run directory (default
+``runs/diffusion_policy__<dataset>__<seed>__<time>/``): ``model.pt``, ``goal_encoder.pt`` (with
+``--goal-encoder train``), ``summary.json`` (``global_step``, ``steps_per_s`` = gradient steps
+per second of training, ``train_s`` / ``eval_s`` / ``setup_s`` / ``wall_s``, ``parameters``,
+``eval``, ``evals``, dataset size), ``resume.pt`` (model, EMA, optimizer, LR schedule, RNG,
+step, times; two-level: level 2's model and optimizer), ``args.json`` and TensorBoard events
+(``losses/``, with ``losses/low_loss`` for level 2, ``charts/learning_rate``, ``eval/f1``,
+``eval/note_f1``).
+
+Resume: checkpoints every ``--checkpoint-every`` steps, every ``--checkpoint-every-s`` seconds
+and on SIGTERM / SIGINT (then the run exits with 128 + the signal's number); ``--resume RUN_DIR``
+continues from the last one (weights, EMA, optimizer, learning-rate schedule, batch and noise
+RNG), so with the same ``--total-steps`` it ends with a straight run's weights. A larger
+``--total-steps`` re-plans the cosine schedule for the new total: the learning rate continues
+from where a run of that total would be at this step (higher than where the old one was).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bc import (  # noqa: E402
-    TWO_LEVEL_RESIDUAL,
-    check_heldout,
-    goal_encoder,
-    low_level_entry,
-    save_json,
-    wrapper_config,
-)
-from evaluate import HELDOUT_SONGS, evaluate_song  # noqa: E402  (baselines/evaluate.py)
-
-from pianomime_env.generalist import (  # noqa: E402
+from pianomime_env.extras import require, require_torch
+from pianomime_env.learning.evaluation import HELDOUT_SONGS, check_heldout, evaluate_checkpoint
+from pianomime_env.learning.generalist import (
     BC_SIZES,
+    TWO_LEVEL_RESIDUAL,
+    ImitationData,
     Normalizer,
     build_actor,
     features,
     load_imitation_data,
+    low_level_entry,
     make_ddpm,
     two_level_arrays,
 )
-from pianomime_env.policies import require_torch, save_checkpoint  # noqa: E402
+from pianomime_env.learning.goal_encoder import goal_encoder_for_run
+from pianomime_env.learning.policies import save_checkpoint
+from pianomime_env.learning.runs import (
+    CheckpointCadence,
+    StopSignals,
+    Timer,
+    load_resume_state,
+    open_run_dir,
+    parse_args,
+    parse_env_kwargs,
+    residual_wrapper_config,
+    save_json,
+)
 
 
 @dataclass
@@ -161,6 +174,9 @@ class Args:
     """Play at most this much of each evaluation song (0: whole songs)."""
     checkpoint_every: int = 5_000
     """Write model.pt, resume.pt and summary.json every this many steps (and at the end)."""
+    checkpoint_every_s: float = 300.0
+    """Also checkpoint every this many seconds of wall time (0: off), so a SIGKILL loses at
+    most this much; SIGTERM / SIGINT checkpoint after the current step."""
     save_model: bool = True
     """Keep model.pt (the policy checkpoint) in the run directory."""
     run_dir: Path | None = None
@@ -177,20 +193,59 @@ class Args:
     """Show progress bars."""
 
 
-def parse_args(argv: list[str]) -> Args:
-    """tyro parse; with --resume DIR the defaults come from DIR/args.json."""
-    default = Args()
-    if any(a == "--resume" or a.startswith("--resume=") for a in argv):
-        i = next(i for i, a in enumerate(argv) if a.startswith("--resume"))
-        path = Path(argv[i].split("=", 1)[1] if "=" in argv[i] else argv[i + 1])
-        saved = path / "args.json"
-        if not saved.is_file():
-            raise SystemExit(f"--resume {path}: no args.json there (not a run directory)")
-        fields = json.loads(saved.read_text())
-        fields["down_dims"] = tuple(fields["down_dims"])
-        fields["run_dir"] = path
-        default = Args(**fields)
-    return tyro.cli(Args, default=default, args=argv)
+# -- setup ------------------------------------------------------------------------------------
+
+
+def check_args(args: Args) -> None:
+    if args.two_level and args.residual:
+        raise SystemExit(TWO_LEVEL_RESIDUAL)
+    if not 1 <= args.exec_horizon <= args.pred_horizon:
+        raise SystemExit(
+            f"--exec-horizon must be in [1, --pred-horizon={args.pred_horizon}], "
+            f"got {args.exec_horizon}"
+        )
+    if args.pred_horizon % (2 ** (len(args.down_dims) - 1)):
+        raise SystemExit(
+            f"--pred-horizon {args.pred_horizon} must be divisible by "
+            f"2^(len(--down-dims) - 1) = {2 ** (len(args.down_dims) - 1)}"
+        )
+
+
+def run_name(args: Args) -> str:
+    return f"{args.exp_name}__{args.dataset.replace('/', '-')}__{args.seed}__{int(time.time())}"
+
+
+def wrapper_config(args: Args) -> dict:
+    return residual_wrapper_config(args.residual, args.residual_scale)
+
+
+def load_data(args: Args) -> ImitationData:
+    """The dataset's episodes as imitation data; ``SystemExit`` on a bad dataset or a training
+    song among ``--eval-songs``."""
+    try:
+        data = load_imitation_data(
+            args.dataset,
+            wrapper=wrapper_config(args),
+            env_kwargs=parse_env_kwargs(args.env_kwargs),
+            labels=args.labels,
+            two_level=args.two_level,
+            progress=args.progress,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"diffusion_policy.py: {exc}") from exc
+    check_heldout(list(args.eval_songs), data.songs)
+    return data
+
+
+# -- windows ----------------------------------------------------------------------------------
+
+
+def episode_bounds(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the concatenated episodes (lengths ``lengths``): its episode's first row and
+    the row after its last."""
+    lengths = np.asarray(lengths, np.int64)
+    end = np.repeat(np.cumsum(lengths), lengths)
+    return end - np.repeat(lengths, lengths), end
 
 
 def window_indices(
@@ -203,310 +258,446 @@ def window_indices(
     return obs, act
 
 
-def main(args: Args) -> dict:
-    if args.two_level and args.residual:
-        raise SystemExit(TWO_LEVEL_RESIDUAL)
-    torch = require_torch()
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
+@dataclass
+class TrainingSet:
+    """The arrays the diffusion policy fits: features ``x`` (N, F), per-step labels ``y`` (N, A)
+    (two-level: level 1's targets, N x 31), each row's episode bounds ``start`` / ``end``, the
+    fingertips ``tips`` (N, 30) windows are relative to with ``--target-frame offset``, and
+    level 2's ``low_x`` -> ``low_y`` (its observation ``low_keys`` and the fingertip offset ->
+    the executed joint action)."""
 
-    if not 1 <= args.exec_horizon <= args.pred_horizon:
-        raise SystemExit(
-            f"--exec-horizon must be in [1, --pred-horizon={args.pred_horizon}], "
-            f"got {args.exec_horizon}"
-        )
-    if args.pred_horizon % (2 ** (len(args.down_dims) - 1)):
-        raise SystemExit(
-            f"--pred-horizon {args.pred_horizon} must be divisible by "
-            f"2^(len(--down-dims) - 1) = {2 ** (len(args.down_dims) - 1)}"
-        )
-    torch.set_num_threads(args.torch_threads)
-    resume_state = None
-    if args.resume is not None:
-        run_dir = Path(args.resume)
-        if not (run_dir / "resume.pt").is_file():
-            raise SystemExit(f"--resume {run_dir}: no resume.pt (no checkpoint was written yet)")
-        resume_state = torch.load(run_dir / "resume.pt", map_location="cpu", weights_only=False)
-    else:
-        name = f"{args.exp_name}__{args.dataset.replace('/', '-')}__{args.seed}__{int(time.time())}"
-        run_dir = Path(args.run_dir) if args.run_dir is not None else Path("runs") / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-    saved_args = dataclasses.asdict(args) | {"resume": None, "run_dir": str(run_dir)}
-    save_json(run_dir / "args.json", saved_args)
-    try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--env-kwargs is not JSON: {exc}") from exc
+    x: np.ndarray
+    y: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    tips: np.ndarray | None = None
+    low_x: np.ndarray | None = None
+    low_y: np.ndarray | None = None
+    low_keys: list[str] | None = None
 
-    t_load = time.perf_counter()
-    try:
-        data = load_imitation_data(
-            args.dataset,
-            wrapper=wrapper_config(args),
-            env_kwargs=env_kwargs,
-            labels=args.labels,
-            two_level=args.two_level,
-            progress=args.progress,
-        )
-    except ValueError as exc:
-        raise SystemExit(f"diffusion_policy.py: {exc}") from exc
-    check_heldout(list(args.eval_songs), data.songs)
-    encoder = goal_encoder(args, run_dir, data, print)
+    def windows(self, rows: np.ndarray, ai: np.ndarray) -> np.ndarray:
+        """The label windows (B, Tp, A) at action indices ``ai`` of ``rows``, unnormalized;
+        with ``tips`` the fingertip columns relative to the fingertips at each row (the plan's
+        origin)."""
+        w = self.y[ai].copy()
+        if self.tips is not None:
+            w[..., :30] -= self.tips[rows][:, None]
+        return w
+
+
+def training_set(args: Args, data: ImitationData, encoder: Any) -> TrainingSet:
     x = np.concatenate([features(o, data.layout, encoder) for o in data.observations])
-    y = np.concatenate(data.actions)
-    if args.two_level:  # the U-Net plans next fingertips + sustain; level 2 the joints
-        y, low_x, low_y, low_keys = two_level_arrays(data)
-    offset = args.two_level and args.target_frame == "offset"
-    lengths = np.array([len(a) for a in data.actions])
-    ep_end = np.repeat(np.cumsum(lengths), lengths)  # per row: its episode's end / start row
-    ep_start = ep_end - np.repeat(lengths, lengths)
+    start, end = episode_bounds(np.array([len(a) for a in data.actions]))
+    if not args.two_level:
+        return TrainingSet(x, np.concatenate(data.actions), start, end)
+    y, low_x, low_y, low_keys = two_level_arrays(data)
+    tips = None
+    if args.target_frame == "offset":  # windows t+1..t+Tp relative to the fingertips at t
+        tips = np.concatenate([o["fingertips"] for o in data.observations])
+    return TrainingSet(x, y, start, end, tips, low_x, low_y, low_keys)
+
+
+def describe(args: Args, data: ImitationData, train: TrainingSet, seconds: float) -> None:
     print(
         f"dataset {args.dataset}: {len(set(data.songs))} songs, {len(data.songs)} episodes, "
-        f"{data.steps} steps, features {x.shape[1]}, actions {y.shape[1]} "
-        f"({time.perf_counter() - t_load:.1f} s)"
+        f"{data.steps} steps, features {train.x.shape[1]}, actions {train.y.shape[1]} "
+        f"({seconds:.1f} s)"
     )
-    obs_norm = Normalizer.fit(x, "minmax")
-    if offset:  # windows t+1..t+Tp relative to the fingertips at t (the plan's origin)
-        tips = np.concatenate([o["fingertips"] for o in data.observations])
-        _, all_ai = window_indices(
-            np.arange(len(y)), ep_start, ep_end, args.obs_horizon, args.pred_horizon
+    if train.low_x is not None:
+        print(
+            f"two-level: targets {train.y.shape[1]}, "
+            f"level 2 {train.low_x.shape[1]} -> {train.low_y.shape[1]}"
         )
 
-        def target_windows(rows: np.ndarray, ai: np.ndarray) -> np.ndarray:
-            w = y[ai].copy()
-            w[..., :30] -= tips[rows][:, None]
-            return w
 
-        act_norm = Normalizer.fit(target_windows(np.arange(len(y)), all_ai), "minmax")
-        del all_ai
-    else:
-        act_norm = Normalizer.fit(y, "minmax")
-    xn = torch.as_tensor(obs_norm.normalize(x))
-    yn = torch.as_tensor(act_norm.normalize(y))
-    act_dim = int(y.shape[1])
-    config = {
-        "act_dim": act_dim,
-        "cond_in": int(args.obs_horizon * x.shape[1]),
+# -- the learning math ------------------------------------------------------------------------
+
+
+def diffusion_loss(torch, model, scheduler, actions, cond):
+    """The DDPM epsilon objective on a batch of normalized action windows (B, Tp, A) with their
+    conditions (B, cond_in): noise each window at a uniformly drawn diffusion step and regress
+    the noise."""
+    noise = torch.randn_like(actions)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (actions.shape[0],))
+    noisy = scheduler.add_noise(actions, noise, t)
+    return torch.nn.functional.mse_loss(model(noisy, t, cond), noise)
+
+
+def unet_config(args: Args, cond_in: int, act_dim: int) -> dict:
+    return {
+        "act_dim": int(act_dim),
+        "cond_in": int(cond_in),
         "down_dims": list(args.down_dims),
         "kernel_size": args.kernel_size,
         "n_groups": args.n_groups,
         "step_embed": args.step_embed,
         "obs_embed": args.obs_embed,
     }
-    sched_settings = {
+
+
+def scheduler_settings(args: Args) -> dict:
+    return {
         "num_train_timesteps": args.diffusion_steps,
         "beta_schedule": "squaredcos_cap_v2",
         "clip_sample": True,
         "prediction_type": "epsilon",
     }
-    torch.manual_seed(args.seed)
-    model = build_actor("unet", config)
-    n_params = sum(p.numel() for p in model.parameters())
-    noise_scheduler = make_ddpm(sched_settings)
-    low_model = low_optimizer = low_norm = low_config = None
-    if args.two_level:
-        low_norm = Normalizer.fit(low_x, "zscore")
-        low_xn = torch.as_tensor(low_norm.normalize(low_x))
-        low_yt = torch.as_tensor(low_y)
-        low_config = {
-            "in_dim": int(low_x.shape[1]),
-            "hidden": list(BC_SIZES[args.low_size]),
-            "out_dim": int(low_y.shape[1]),
-            "activation": "gelu",
-        }
-        low_model = build_actor("mlp", low_config)
-        low_optimizer = torch.optim.Adam(low_model.parameters(), lr=args.low_learning_rate)
-        print(f"two-level: targets {act_dim}, level 2 {low_x.shape[1]} -> {low_y.shape[1]}")
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
-    )
-    lr_schedule = get_scheduler(
-        "cosine",
-        optimizer=optimizer,
-        num_warmup_steps=args.lr_warmup_steps,
-        num_training_steps=args.total_steps,
-    )
-    ema = EMAModel(model.parameters(), decay=0.9999, use_ema_warmup=True, power=args.ema_power)
-    ema_model = copy.deepcopy(model)
-    rng = np.random.default_rng(args.seed)
-    global_step, wall_before, evals = 0, 0.0, []
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        ema.load_state_dict(resume_state["ema"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        lr_schedule.load_state_dict(resume_state["lr_schedule"])
-        if args.two_level:
-            low_model.load_state_dict(resume_state["low_model"])
-            low_optimizer.load_state_dict(resume_state["low_optimizer"])
-        torch.set_rng_state(resume_state["torch_rng"])
-        rng.bit_generator.state = resume_state["np_rng"]
-        global_step, wall_before = resume_state["global_step"], resume_state["wall_s"]
-        evals = list(resume_state["evals"])
-    writer = SummaryWriter(str(run_dir), purge_step=global_step if resume_state else None)
 
-    def policy_checkpoint() -> dict:
-        ema.copy_to(ema_model.parameters())
+
+def mlp_config(in_dim: int, size: str, out_dim: int) -> dict:
+    hidden = list(BC_SIZES[size])
+    return {"in_dim": int(in_dim), "hidden": hidden, "out_dim": int(out_dim), "activation": "gelu"}
+
+
+# -- the learner ------------------------------------------------------------------------------
+
+
+class DiffusionPolicy:
+    """The learner's state (U-Net, its EMA, AdamW and the learning-rate schedule, normalizers,
+    level 2 with --two-level, batch RNG, counters) and its gradient step.
+    ``checkpoint_fields`` are the policy checkpoint's entries that training does not change
+    (env, layout, wrapper, goal encoder, dataset)."""
+
+    def __init__(
+        self,
+        torch,
+        args: Args,
+        train: TrainingSet,
+        resume: dict | None = None,
+        checkpoint_fields: dict | None = None,
+    ):
+        from diffusers.optimization import get_scheduler
+        from diffusers.training_utils import EMAModel
+
+        self.torch, self.args, self.train = torch, args, train
+        self.checkpoint_fields = dict(checkpoint_fields or {})
+        self.obs_norm = Normalizer.fit(train.x, "minmax")
+        if train.tips is not None:  # the range of the windows as the U-Net sees them
+            rows = np.arange(len(train.y))
+            _, ai = window_indices(rows, train.start, train.end, 1, args.pred_horizon)
+            self.act_norm = Normalizer.fit(train.windows(rows, ai), "minmax")
+        else:
+            self.act_norm = Normalizer.fit(train.y, "minmax")
+        self.xn = torch.as_tensor(self.obs_norm.normalize(train.x))
+        self.yn = torch.as_tensor(self.act_norm.normalize(train.y))
+        self.act_dim = int(train.y.shape[1])
+        self.config = unet_config(args, args.obs_horizon * train.x.shape[1], self.act_dim)
+        self.sched_settings = scheduler_settings(args)
+        torch.manual_seed(args.seed)
+        self.model = build_actor("unet", self.config)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.noise_scheduler = make_ddpm(self.sched_settings)
+        self.low_model = self.low_optimizer = self.low_norm = self.low_config = None
+        self.low_keys = train.low_keys
+        if args.two_level:
+            self.low_norm = Normalizer.fit(train.low_x, "zscore")
+            self.low_xn = torch.as_tensor(self.low_norm.normalize(train.low_x))
+            self.low_yt = torch.as_tensor(train.low_y)
+            self.low_config = mlp_config(train.low_x.shape[1], args.low_size, train.low_y.shape[1])
+            self.low_model = build_actor("mlp", self.low_config)
+            self.low_optimizer = torch.optim.Adam(
+                self.low_model.parameters(), lr=args.low_learning_rate
+            )
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
+        )
+        self.lr_schedule = get_scheduler(
+            "cosine",
+            optimizer=self.optimizer,
+            num_warmup_steps=args.lr_warmup_steps,
+            num_training_steps=args.total_steps,
+        )
+        self.ema = EMAModel(
+            self.model.parameters(), decay=0.9999, use_ema_warmup=True, power=args.ema_power
+        )
+        self.ema_model = copy.deepcopy(self.model)
+        self.rng = np.random.default_rng(args.seed)
+        self.global_step, self.evals = 0, []
+        if resume is not None:
+            self.load(resume)
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_schedule.load_state_dict(state["lr_schedule"])
+        if self.args.two_level:
+            self.low_model.load_state_dict(state["low_model"])
+            self.low_optimizer.load_state_dict(state["low_optimizer"])
+        self.torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["np_rng"]
+        self.global_step, self.evals = state["global_step"], list(state["evals"])
+
+    def batch(self):
+        """A minibatch: the conditions (B, To * F) and the normalized action windows (B, Tp, A)
+        of ``--batch-size`` random rows."""
+        torch, args, train = self.torch, self.args, self.train
+        rows = self.rng.integers(0, len(self.xn), args.batch_size)
+        oi, ai = window_indices(rows, train.start, train.end, args.obs_horizon, args.pred_horizon)
+        cond = self.xn[torch.as_tensor(oi)].reshape(args.batch_size, -1)
+        if train.tips is not None:
+            actions = torch.as_tensor(self.act_norm.normalize(train.windows(rows, ai)))
+        else:
+            actions = self.yn[torch.as_tensor(ai)]
+        return cond, actions
+
+    def step(self) -> dict:
+        """One gradient step of the U-Net (and its EMA, and level 2's with --two-level);
+        returns the losses (tensors)."""
+        torch = self.torch
+        cond, actions = self.batch()
+        loss = diffusion_loss(torch, self.model, self.noise_scheduler, actions, cond)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.lr_schedule.step()
+        self.ema.step(self.model.parameters())
+        losses = {"train_loss": loss}
+        if self.low_model is not None:
+            li = torch.as_tensor(self.rng.integers(0, len(self.low_xn), self.args.low_batch_size))
+            low_loss = torch.nn.functional.mse_loss(
+                self.low_model(self.low_xn[li]), self.low_yt[li]
+            )
+            self.low_optimizer.zero_grad()
+            low_loss.backward()
+            self.low_optimizer.step()
+            losses["low_loss"] = low_loss
+        self.global_step += 1
+        return losses
+
+    def policy_checkpoint(self) -> dict:
+        """The EMA weights as a ``diffusion-policy`` checkpoint."""
+        args = self.args
+        self.ema.copy_to(self.ema_model.parameters())
         extra = {}
         if args.two_level:  # the U-Net's outputs are targets: target_norm, no action_norm
             extra = {
-                "target_norm": act_norm.state(),
+                "target_norm": self.act_norm.state(),
                 "target_frame": args.target_frame,
-                "low_level": low_level_entry(low_model, low_config, low_norm, low_keys),
+                "low_level": low_level_entry(
+                    self.low_model, self.low_config, self.low_norm, self.low_keys
+                ),
             }
+        state_dict = self.ema_model.state_dict()
         return {
             **extra,
             "algorithm": "diffusion-policy",
             "actor": {
                 "kind": "unet",
-                "act_dim": act_dim,
-                "config": config,
-                "state_dict": {
-                    k: v.detach().cpu().clone() for k, v in ema_model.state_dict().items()
-                },
+                "act_dim": self.act_dim,
+                "config": self.config,
+                "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
             },
-            "obs_norm": obs_norm.state(),
-            "action_norm": None if args.two_level else act_norm.state(),
-            "features": {"goal_encoder": encoder.state() if encoder is not None else None},
+            "obs_norm": self.obs_norm.state(),
+            "action_norm": None if args.two_level else self.act_norm.state(),
             "horizons": {
                 "obs": args.obs_horizon,
                 "pred": args.pred_horizon,
                 "exec": args.exec_horizon,
             },
-            "diffusion": {"scheduler": sched_settings, "inference_steps": args.inference_steps},
-            "env": {"id": "PianoMime-v0", "kwargs": data.env_kwargs},
-            "observation_layout": data.layout,
-            "wrapper": wrapper_config(args),
-            "global_step": global_step,
-            "seed": args.seed,
-            "dataset": args.dataset,
-        }
-
-    def summary(final: bool = False) -> dict:
-        wall = wall_before + time.perf_counter() - start
-        out = {
-            "algorithm": "diffusion-policy",
-            "global_step": global_step,
-            "wall_s": wall,
-            "steps_per_s": (global_step - step0) / max(time.perf_counter() - start, 1e-9),
-            "parameters": n_params,
-            "eval": evals[-1] if evals else None,
-            "evals": evals,
-            "final": final,
-            "run_dir": str(run_dir),
-            "dataset": {
-                "id": args.dataset,
-                "songs": len(set(data.songs)),
-                "episodes": len(data.songs),
-                "steps": data.steps,
+            "diffusion": {
+                "scheduler": self.sched_settings,
+                "inference_steps": args.inference_steps,
             },
+            **self.checkpoint_fields,
+            "global_step": self.global_step,
+            "seed": args.seed,
         }
-        save_json(run_dir / "summary.json", out)
-        return out
 
-    def checkpoint(final: bool = False) -> dict:
+    def resume_state(self, timer: Timer, saved_args: dict) -> dict:
         state = {
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "lr_schedule": lr_schedule.state_dict(),
-            **(
-                {"low_model": low_model.state_dict(), "low_optimizer": low_optimizer.state_dict()}
-                if args.two_level
-                else {}
-            ),
-            "torch_rng": torch.get_rng_state(),
-            "np_rng": rng.bit_generator.state,
-            "global_step": global_step,
-            "wall_s": wall_before + time.perf_counter() - start,
-            "evals": evals,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": self.lr_schedule.state_dict(),
+        }
+        if self.low_model is not None:
+            state["low_model"] = self.low_model.state_dict()
+            state["low_optimizer"] = self.low_optimizer.state_dict()
+        return state | {
+            "torch_rng": self.torch.get_rng_state(),
+            "np_rng": self.rng.bit_generator.state,
+            "global_step": self.global_step,
+            "timer": dict(timer.seconds),
+            "wall_s": sum(timer.seconds.values()),
+            "evals": self.evals,
             "args": saved_args,
         }
-        tmp = run_dir / "resume.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, run_dir / "resume.pt")
-        if args.save_model:
-            save_checkpoint(run_dir / "model.pt", policy_checkpoint())
-        return summary(final)
 
-    def run_eval() -> None:
-        path = run_dir / ("model.pt" if args.save_model else ".eval-model.pt")
-        save_checkpoint(path, policy_checkpoint())
-        rows = [
-            evaluate_song(s, str(path), args.eval_max_seconds, True, args.seed)
-            for s in tqdm(args.eval_songs, desc="eval", leave=False, disable=not args.progress)
-        ]
+
+# -- outputs ----------------------------------------------------------------------------------
+
+
+def checkpoint_fields(args: Args, data: ImitationData, encoder: Any) -> dict:
+    """The policy checkpoint's entries fixed for the run."""
+    return {
+        "features": {"goal_encoder": encoder.state() if encoder is not None else None},
+        "env": {"id": "PianoMime-v0", "kwargs": data.env_kwargs},
+        "observation_layout": data.layout,
+        "wrapper": wrapper_config(args),
+        "dataset": args.dataset,
+    }
+
+
+def dataset_summary(args: Args, data: ImitationData) -> dict:
+    songs, episodes = len(set(data.songs)), len(data.songs)
+    return {"id": args.dataset, "songs": songs, "episodes": episodes, "steps": data.steps}
+
+
+def times_before(resume: dict | None) -> dict[str, float]:
+    """The seconds a resumed run had spent, by activity (checkpoints written before the split
+    kept only the wall time: counted as training)."""
+    if resume is None:
+        return {}
+    return dict(resume.get("timer") or {"train": resume.get("wall_s", 0.0)})
+
+
+@dataclass
+class Run:
+    """Where a run writes: its directory, saved flags, clock, TensorBoard writer and the
+    summary's dataset entry."""
+
+    dir: Path
+    saved_args: dict
+    timer: Timer
+    writer: Any
+    dataset: dict
+
+
+def evaluate(dp: DiffusionPolicy, args: Args, run: Run) -> None:
+    """Plays the EMA policy on ``--eval-songs`` (through its checkpoint file, as ``pianomime
+    play --policy`` would) and records the mean F1 and note F1."""
+    with run.timer.timed("eval"):
+        path = run.dir / ("model.pt" if args.save_model else ".eval-model.pt")
+        save_checkpoint(path, dp.policy_checkpoint())
+        m = evaluate_checkpoint(
+            path, args.eval_songs, args.eval_max_seconds, args.seed, progress=args.progress
+        )
         if not args.save_model:
             path.unlink()
-        m = {k: float(np.mean([r[k] for r in rows])) for k in ("f1", "note_f1")}
-        evals.append({"global_step": global_step, **m, "songs": {r["song"]: r["f1"] for r in rows}})
-        writer.add_scalar("eval/f1", m["f1"], global_step)
-        writer.add_scalar("eval/note_f1", m["note_f1"], global_step)
+    dp.evals.append({"global_step": dp.global_step, **m})
+    run.writer.add_scalar("eval/f1", m["f1"], dp.global_step)
+    run.writer.add_scalar("eval/note_f1", m["note_f1"], dp.global_step)
 
-    print(f"U-Net: {n_params / 1e6:.2f} M parameters")
-    start = time.perf_counter()
-    step0 = global_step
+
+def write_checkpoint(
+    dp: DiffusionPolicy, args: Args, run: Run, final: bool = False, stopped_by: int | None = None
+) -> dict:
+    """resume.pt, model.pt and summary.json, each written atomically; returns the summary."""
+    tmp = run.dir / "resume.pt.tmp"
+    dp.torch.save(dp.resume_state(run.timer, run.saved_args), tmp)
+    tmp.replace(run.dir / "resume.pt")
+    if args.save_model:
+        save_checkpoint(run.dir / "model.pt", dp.policy_checkpoint())
+    seconds = run.timer.seconds
+    train_s = seconds.get("train", 0.0)
+    summary = {
+        "algorithm": "diffusion-policy",
+        "global_step": dp.global_step,
+        "updates": dp.global_step,
+        "steps_per_s": dp.global_step / max(train_s, 1e-9),
+        "train_s": train_s,
+        "eval_s": seconds.get("eval", 0.0),
+        "setup_s": seconds.get("setup", 0.0),
+        "wall_s": sum(seconds.values()),
+        "parameters": dp.n_params,
+        "eval": dp.evals[-1] if dp.evals else None,
+        "evals": dp.evals,
+        "final": final,
+        "stopped_by_signal": stopped_by,
+        "run_dir": str(run.dir),
+        "dataset": run.dataset,
+    }
+    save_json(run.dir / "summary.json", summary)
+    return summary
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def train(dp: DiffusionPolicy, args: Args, run: Run) -> dict:
+    """Gradient steps to ``--total-steps`` (or ``--max-wall-s``, or a signal), evaluating and
+    checkpointing on their cadences; returns the final summary."""
+    from tqdm import tqdm
+
     bar = tqdm(
         total=args.total_steps,
-        initial=min(global_step, args.total_steps),
+        initial=min(dp.global_step, args.total_steps),
         unit="step",
         disable=not args.progress,
         mininterval=2.0,
     )
-    last_ckpt, last_eval = global_step, global_step
-    model.train()
-    while global_step < args.total_steps:
-        rows = rng.integers(0, len(xn), args.batch_size)
-        oi, ai = window_indices(rows, ep_start, ep_end, args.obs_horizon, args.pred_horizon)
-        cond = xn[torch.as_tensor(oi)].reshape(args.batch_size, -1)
-        if offset:
-            actions = torch.as_tensor(act_norm.normalize(target_windows(rows, ai)))
-        else:
-            actions = yn[torch.as_tensor(ai)]
-        noise = torch.randn_like(actions)
-        t = torch.randint(0, args.diffusion_steps, (args.batch_size,))
-        noisy = noise_scheduler.add_noise(actions, noise, t)
-        loss = torch.nn.functional.mse_loss(model(noisy, t, cond), noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        lr_schedule.step()
-        ema.step(model.parameters())
-        if args.two_level:
-            li = torch.as_tensor(rng.integers(0, len(low_xn), args.low_batch_size))
-            low_loss = torch.nn.functional.mse_loss(low_model(low_xn[li]), low_yt[li])
-            low_optimizer.zero_grad()
-            low_loss.backward()
-            low_optimizer.step()
-        global_step += 1
-        bar.update(1)
-        if global_step % 100 == 0:
-            writer.add_scalar("losses/train_loss", loss.item(), global_step)
-            writer.add_scalar("charts/learning_rate", lr_schedule.get_last_lr()[0], global_step)
-            if args.two_level:
-                writer.add_scalar("losses/low_loss", low_loss.item(), global_step)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        out_of_time = args.max_wall_s > 0 and time.perf_counter() - start >= args.max_wall_s
-        done = global_step >= args.total_steps or out_of_time
-        if not done and args.eval_every > 0 and global_step - last_eval >= args.eval_every:
-            run_eval()
-            last_eval = global_step
-            bar.write(f"step {global_step}: eval F1 {evals[-1]['f1']:.3f}")
-        if not done and global_step - last_ckpt >= args.checkpoint_every:
-            checkpoint()
-            last_ckpt = global_step
-        if out_of_time:
-            break
-    bar.close()
-    if not evals or evals[-1]["global_step"] != global_step:
-        run_eval()
-    result = checkpoint(final=True)
+    cadence = CheckpointCadence(args.checkpoint_every, args.checkpoint_every_s, dp.global_step)
+    last_eval, start = dp.global_step, time.perf_counter()
+    with StopSignals() as stop:
+        while dp.global_step < args.total_steps:
+            with run.timer.timed("train"):
+                losses = dp.step()
+            bar.update(1)
+            if dp.global_step % 100 == 0:
+                for name, value in losses.items():
+                    run.writer.add_scalar(f"losses/{name}", value.item(), dp.global_step)
+                lr = dp.lr_schedule.get_last_lr()[0]
+                run.writer.add_scalar("charts/learning_rate", lr, dp.global_step)
+                bar.set_postfix(loss=f"{losses['train_loss'].item():.3e}")
+            out_of_time = args.max_wall_s > 0 and time.perf_counter() - start >= args.max_wall_s
+            done = dp.global_step >= args.total_steps or out_of_time or stop.requested is not None
+            if not done and args.eval_every > 0 and dp.global_step - last_eval >= args.eval_every:
+                evaluate(dp, args, run)
+                last_eval = dp.global_step
+                bar.write(f"step {dp.global_step}: eval F1 {dp.evals[-1]['f1']:.3f}")
+            if not done and cadence.due(dp.global_step):
+                write_checkpoint(dp, args, run)
+                cadence.written(dp.global_step)
+            if done:
+                break
+        bar.close()
+        if stop.requested is None and (
+            not dp.evals or dp.evals[-1]["global_step"] != dp.global_step
+        ):
+            evaluate(dp, args, run)
+        summary = write_checkpoint(dp, args, run, stop.requested is None, stop.requested)
+    return summary
+
+
+def main(args: Args) -> dict:
+    check_args(args)
+    torch = require_torch()
+    require("diffusers", "the diffusion policy needs diffusers: pip install -e '.[train]'")
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.set_num_threads(args.torch_threads)
+    resume = load_resume_state(args.resume) if args.resume is not None else None
+    run_dir, saved_args = open_run_dir(args, run_name(args))
+    timer = Timer(times_before(resume))
+    with timer.timed("setup"):
+        t0 = time.perf_counter()
+        data = load_data(args)
+        encoder = goal_encoder_for_run(
+            args.goal_encoder,
+            run_dir,
+            data.observations,
+            steps=args.goal_encoder_steps,
+            seed=args.seed,
+            dataset=args.dataset,
+            progress=args.progress,
+        )
+        train_set = training_set(args, data, encoder)
+        describe(args, data, train_set, time.perf_counter() - t0)
+    dp = DiffusionPolicy(torch, args, train_set, resume, checkpoint_fields(args, data, encoder))
+    print(f"U-Net: {dp.n_params / 1e6:.2f} M parameters")
+    writer = SummaryWriter(str(run_dir), purge_step=dp.global_step if resume else None)
+    run = Run(run_dir, saved_args, timer, writer, dataset_summary(args, data))
+    summary = train(dp, args, run)
     writer.close()
-    print(json.dumps({k: result[k] for k in ("global_step", "wall_s", "eval")}))
+    print(json.dumps({k: summary[k] for k in ("global_step", "steps_per_s", "wall_s", "eval")}))
     print(f"run directory: {run_dir}")
-    return result
+    if summary["stopped_by_signal"] is not None:
+        signum = summary["stopped_by_signal"]
+        print(f"stopped by signal {signum}: checkpoint written; --resume {run_dir} continues")
+        raise SystemExit(128 + signum)
+    return summary
 
 
 if __name__ == "__main__":
-    main(parse_args(sys.argv[1:]))
+    main(parse_args(Args, sys.argv[1:]))

@@ -16,39 +16,49 @@ transition is a reset step; ``terminated`` transitions do not bootstrap, ``trunc
 Observations are stored raw and normalized at sampling time with the running statistics, which
 are saved with the weights.
 
-Checkpoints (every ``--checkpoint-every`` env steps and at the end) write ``replay-<step>.npz`` (the
-filled part of the replay buffer, so a resumed run samples the same data), ``resume.pt``
+Checkpoints (every ``--checkpoint-every`` env steps, every ``--checkpoint-every-s`` seconds, on
+SIGTERM / SIGINT and at the end) write ``replay-<step>.npz`` (the replay buffer, oldest transition
+first, so a resumed run samples the same data; a resume with a larger ``--total-timesteps`` gets a
+larger buffer that continues after the stored transitions), ``resume.pt``
 (weights, target networks, optimizers, temperature, normalization, RNG states, step counter),
-``model.pt`` (the actor, :mod:`pianomime_env.policies`) and ``summary.json``. ``--resume RUN_DIR``
+``model.pt`` (the actor, :mod:`pianomime_env.learning.policies`) and ``summary.json`` (with
+``updates``, the gradient steps taken, and ``train_s`` / ``eval_s`` apart). ``--resume RUN_DIR``
 continues from there; only the episodes in progress at the kill are restarted (seeded from
 ``seed + global_step``). ``--no-save-buffer`` skips the buffer (then a resume refills it from
 scratch, warm-up included) for runs whose buffer would not fit on disk.
 """
 
-from __future__ import annotations
-
-import dataclasses
 import json
-import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import gymnasium as gym
 import numpy as np
-import tyro
 
 import pianomime_env  # noqa: F401  (registers the PianoMime-* ids)
-from pianomime_env.policies import (
+from pianomime_env.learning.policies import (
     RunningMeanStd,
     build_mlp,
-    env_make_kwargs,
-    observation_layout,
-    require_torch,
     save_checkpoint,
-    wrap_env,
+)
+from pianomime_env.learning.runs import (
+    CheckpointCadence,
+    RunContext,
+    StopSignals,
+    Timer,
+    baseline_env_kwargs,
+    eval_env,
+    log_episodes,
+    parse_args,
+    record_evaluation,
+    residual_wrapper_config,
+    save_torch,
+    start_run,
+    train_envs,
+    write_summary,
 )
 
 
@@ -76,8 +86,10 @@ class Args:
     """Env steps to train for (all envs together)."""
     num_envs: int = 1
     """Parallel envs."""
-    vector_env: Literal["auto", "sync", "async"] = "auto"
-    """Vector env kind; auto = async (one process per env) when num_envs > 1."""
+    vectorization: Literal["native", "sync", "async"] = "native"
+    """How the training envs run: native = PianoMimeVectorEnv (all envs in this process, their
+    physics on a thread pool; gym.make_vec's vector_entry_point), async = one process per env
+    (AsyncVectorEnv), sync = one after the other (SyncVectorEnv). Same envs, same results."""
     buffer_size: int = 1_000_000
     """Replay capacity (allocated up to total_timesteps only)."""
     batch_size: int = 256
@@ -112,11 +124,17 @@ class Args:
     """Dropout rate in the critics (DroQ)."""
     critic_layer_norm: bool = True
     """Layer norm in the critics (DroQ)."""
+    record_eval: Literal["none", "pianoroll", "video"] = "none"
+    """Record each evaluation episode: its piano roll to TensorBoard (eval/pianoroll) and
+    ``eval/`` in the run directory; ``video`` adds an MP4 with sound (the audio extra)."""
     eval_every: int = 10_000
     """Evaluate the deterministic policy on the full song every this many env steps (0: only
     before training and at the end; -1: never, for throughput measurements)."""
     checkpoint_every: int = 10_000
     """Write replay-<step>.npz, resume.pt, model.pt and summary.json every this many env steps."""
+    checkpoint_every_s: float = 300.0
+    """Also checkpoint every this many seconds of wall time (0: off), so a SIGKILL loses at
+    most this much; SIGTERM / SIGINT checkpoint at once and stop."""
     save_model: bool = True
     """Write model.pt (the policy checkpoint)."""
     save_buffer: bool = True
@@ -139,69 +157,15 @@ class Args:
     """Show a progress bar."""
 
 
-# -- setup (as in ppo.py) ---------------------------------------------------------------------
+# -- setup ------------------------------------------------------------------------------------
 
 
 def env_kwargs(args: Args) -> dict:
-    try:
-        extra = json.loads(args.env_kwargs)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--env-kwargs is not JSON: {exc}") from exc
-    if not isinstance(extra, dict):
-        raise SystemExit(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
-    kwargs = {"trim_silence": args.trim_silence, **extra}
-    if not args.residual:
-        kwargs["normalized_actions"] = True
-    return kwargs
+    return baseline_env_kwargs(args.env_kwargs, args.trim_silence, args.residual)
 
 
 def wrapper_config(args: Args) -> dict:
-    if not args.residual:
-        return {"residual": False}
-    return {
-        "residual": True,
-        "residual_scale": args.residual_scale,
-        **(
-            {"finger_residual_scale": args.finger_residual_scale}
-            if args.finger_residual_scale is not None
-            else {}
-        ),
-        "sustain": "score",
-        "n_demo_frames": 4,
-        "nominal": "sight-reader",
-    }
-
-
-def make_env(args: Args, flatten: bool = True):
-    def thunk():
-        wrapper = wrapper_config(args)
-        env = gym.make(args.env_id, **env_make_kwargs(args.env_id, env_kwargs(args), wrapper))
-        env = wrap_env(env, wrapper)
-        return gym.wrappers.FlattenObservation(env) if flatten else env
-
-    return thunk
-
-
-def parse_args(argv: list[str]) -> Args:
-    """tyro parse; with --resume DIR the defaults come from DIR/args.json."""
-    default = Args()
-    if any(a == "--resume" or a.startswith("--resume=") for a in argv):
-        i = next(i for i, a in enumerate(argv) if a.startswith("--resume"))
-        path = Path(argv[i].split("=", 1)[1] if "=" in argv[i] else argv[i + 1])
-        saved = path / "args.json"
-        if not saved.is_file():
-            raise SystemExit(f"--resume {path}: no args.json there (not a run directory)")
-        fields = json.loads(saved.read_text())
-        fields["hidden"] = tuple(fields["hidden"])
-        fields["run_dir"] = path
-        default = Args(**fields)
-    return tyro.cli(Args, default=default, args=argv)
-
-
-def save_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    return residual_wrapper_config(args.residual, args.residual_scale, args.finger_residual_scale)
 
 
 # -- replay buffer ----------------------------------------------------------------------------
@@ -232,30 +196,42 @@ class ReplayBuffer:
         idx = rng.integers(0, self.size, n)
         return {f: getattr(self, f)[idx] for f in self.FIELDS}
 
+    def chronological(self) -> dict[str, np.ndarray]:
+        """The stored transitions, oldest first."""
+        order = np.arange(self.size)
+        if self.size == self.capacity:  # full: the oldest is where the pointer is
+            order = (order + self.ptr) % self.capacity
+        return {f: getattr(self, f)[order] for f in self.FIELDS}
+
     def save(self, path: Path, global_step: int) -> None:
         tmp = path.with_name(path.name + ".tmp.npz")
-        n = self.size
         np.savez(
             tmp,
-            ptr=self.ptr,
-            size=n,
+            size=self.size,
             global_step=global_step,
-            **{f: getattr(self, f)[:n] for f in self.FIELDS},
+            order="chronological",
+            **self.chronological(),
         )
-        os.replace(tmp, path)
+        tmp.replace(path)
 
     def load(self, path: Path, global_step: int) -> None:
+        """Loads a saved buffer into this one (of any capacity): the transitions in order, the
+        newest ``capacity`` of them if there are more, the pointer after the last one."""
         with np.load(path) as z:
             if int(z["global_step"]) != global_step:
                 raise SystemExit(
                     f"{path} is from step {int(z['global_step'])}, resume.pt from {global_step}"
                 )
+            data = {f: z[f] for f in self.FIELDS}
             n = int(z["size"])
-            if n > self.capacity:
-                raise SystemExit(f"{path} holds {n} transitions, capacity is {self.capacity}")
-            for f in self.FIELDS:
-                getattr(self, f)[:n] = z[f]
-            self.ptr, self.size = int(z["ptr"]) % self.capacity, n
+            if "order" not in z.files:  # written before 0.2: the filled rows in storage order
+                ptr = int(z["ptr"])
+                if ptr != n:  # the old buffer had wrapped: its oldest row is at ptr
+                    data = {f: np.roll(v, -ptr, axis=0) for f, v in data.items()}
+        keep = min(n, self.capacity)
+        for f in self.FIELDS:
+            getattr(self, f)[:keep] = data[f][n - keep : n]
+        self.size, self.ptr = keep, keep % self.capacity
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -310,198 +286,143 @@ def make_networks(torch, obs_dim: int, act_dim: int, args: Args):
     return Actor(), Critic(), Critic()
 
 
-def evaluate(torch, actor, env, rms: RunningMeanStd, device, seed: int) -> dict:
-    """One deterministic episode (tanh of the mean) on the full song; its musical metrics."""
-    obs, _ = env.reset(seed=seed)
-    while True:
+def deterministic_policy(torch, actor, rms: RunningMeanStd, device):
+    """obs -> tanh of the actor's mean (the evaluation policy)."""
+
+    def act(obs):
         with torch.no_grad():
             mean, _ = actor(torch.as_tensor(rms.normalize(obs[None]), device=device))
-            a = torch.tanh(mean)[0].cpu().numpy()
-        obs, _, terminated, truncated, info = env.step(a)
-        if terminated or truncated:
-            m = info["metrics"]
-            return {k: float(m[k]) for k in ("f1", "note_f1", "precision", "recall")}
+            return torch.tanh(mean)[0].cpu().numpy()
+
+    return act
+
+
+# -- the learning math ------------------------------------------------------------------------
+
+
+def td_target(torch, target, actor, batch: dict, alpha, gamma: float):
+    """The soft TD target ``r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s'))``
+    with ``a' ~ pi(s')``: truncated transitions bootstrap, terminated ones do not. (B,)"""
+    with torch.no_grad():
+        a2, logp2 = actor.sample(batch["next_obs"])
+        q_next = target(batch["next_obs"], a2).min(0).values - alpha * logp2
+        return batch["rew"] + gamma * (1.0 - batch["term"]) * q_next
+
+
+def real_next_obs(next_obs: np.ndarray, ended: np.ndarray, infos: dict) -> np.ndarray:
+    """Under ``SAME_STEP`` autoreset, ``next_obs`` of an env whose episode just ended is the
+    next episode's first observation; the transition's real one is ``infos["final_obs"][i]``."""
+    real = next_obs.copy()
+    for i in np.flatnonzero(ended):
+        real[i] = infos["final_obs"][i]
+    return real
 
 
 # -- training ---------------------------------------------------------------------------------
 
 
-def main(args: Args) -> dict:
-    torch = require_torch()
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
+class DroQ:
+    """The learner's state (actor, critics, temperature, optimizers, buffer, counters)."""
 
-    torch.set_num_threads(args.torch_threads)
-    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
-    resume_state = None
-    if args.resume is not None:
-        run_dir = Path(args.resume)
-        if not (run_dir / "resume.pt").is_file():
-            raise SystemExit(f"--resume {run_dir}: no resume.pt (no checkpoint was written yet)")
-        resume_state = torch.load(run_dir / "resume.pt", map_location="cpu", weights_only=False)
-    else:
-        name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        run_dir = Path(args.run_dir) if args.run_dir is not None else Path("runs") / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-    saved_args = dataclasses.asdict(args) | {"resume": None, "run_dir": str(run_dir)}
-    save_json(run_dir / "args.json", saved_args)
-    if args.track:
-        try:
-            import wandb
-        except ImportError as exc:
-            raise SystemExit("--track needs Weights & Biases: pip install wandb") from exc
-        wandb.init(project="pianomime", sync_tensorboard=True, config=saved_args, name=run_dir.name)
+    def __init__(
+        self,
+        torch,
+        args: Args,
+        obs_dim: int,
+        act_dim: int,
+        device,
+        run_dir: Path,
+        resume: dict | None,
+    ):
+        self.torch, self.args, self.device = torch, args, device
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.rng = np.random.default_rng(args.seed)
+        actor, critic, target = make_networks(torch, obs_dim, act_dim, args)
+        self.actor, self.critic, self.target = (
+            actor.to(device),
+            critic.to(device),
+            target.to(device),
+        )
+        self.target.load_state_dict(self.critic.state_dict())
+        self.log_alpha = torch.tensor(
+            np.log(args.init_temperature), device=device, requires_grad=True
+        )
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=args.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=args.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=args.temp_lr)
+        self.target_entropy = -0.5 * act_dim if args.target_entropy is None else args.target_entropy
+        self.rms = RunningMeanStd(obs_dim)
+        capacity = min(args.buffer_size, max(args.total_timesteps, 1))
+        self.buffer = ReplayBuffer(capacity, obs_dim, act_dim)
+        self.global_step, self.updates, self.update_credit, self.evals = 0, 0, 0.0, []
+        self.timer_before: dict[str, float] = {}
+        if resume is not None:
+            self._restore(resume, run_dir)
 
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    kind = (
-        args.vector_env if args.vector_env != "auto" else ("async" if args.num_envs > 1 else "sync")
-    )
-    vec_cls = gym.vector.AsyncVectorEnv if kind == "async" else gym.vector.SyncVectorEnv
-    envs = vec_cls(
-        [make_env(args) for _ in range(args.num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
-    eval_dict_env = make_env(args, flatten=False)()
-    layout = observation_layout(eval_dict_env.observation_space)
-    eval_env = gym.wrappers.FlattenObservation(eval_dict_env)
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    act_dim = int(np.prod(envs.single_action_space.shape))
-
-    actor, critic, target = make_networks(torch, obs_dim, act_dim, args)
-    actor, critic, target = actor.to(device), critic.to(device), target.to(device)
-    target.load_state_dict(critic.state_dict())
-    log_alpha = torch.tensor(np.log(args.init_temperature), device=device, requires_grad=True)
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=args.actor_lr)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=args.critic_lr)
-    alpha_opt = torch.optim.Adam([log_alpha], lr=args.temp_lr)
-    target_entropy = -0.5 * act_dim if args.target_entropy is None else args.target_entropy
-    rms = RunningMeanStd(obs_dim)
-    buffer = ReplayBuffer(min(args.buffer_size, max(args.total_timesteps, 1)), obs_dim, act_dim)
-    global_step, n_updates, update_credit, wall_before, evals = 0, 0, 0.0, 0.0, []
-    if resume_state is not None:
-        s = resume_state
-        actor.load_state_dict(s["actor"])
-        critic.load_state_dict(s["critic"])
-        target.load_state_dict(s["target"])
+    def _restore(self, s: dict, run_dir: Path) -> None:
+        torch = self.torch
+        self.actor.load_state_dict(s["actor"])
+        self.critic.load_state_dict(s["critic"])
+        self.target.load_state_dict(s["target"])
         with torch.no_grad():
-            log_alpha.copy_(s["log_alpha"])
-        actor_opt.load_state_dict(s["actor_opt"])
-        critic_opt.load_state_dict(s["critic_opt"])
-        alpha_opt.load_state_dict(s["alpha_opt"])
-        rms = RunningMeanStd.from_state_dict(s["obs_rms"])
+            self.log_alpha.copy_(s["log_alpha"])
+        self.actor_opt.load_state_dict(s["actor_opt"])
+        self.critic_opt.load_state_dict(s["critic_opt"])
+        self.alpha_opt.load_state_dict(s["alpha_opt"])
+        self.rms = RunningMeanStd.from_state_dict(s["obs_rms"])
         torch.set_rng_state(s["torch_rng"])
-        rng.bit_generator.state = s["numpy_rng"]
-        global_step, n_updates, update_credit = s["global_step"], s["n_updates"], s["update_credit"]
-        wall_before, evals = s["wall_s"], list(s["evals"])
+        self.rng.bit_generator.state = s["numpy_rng"]
+        self.global_step, self.updates = s["global_step"], s["n_updates"]
+        self.update_credit, self.evals = s["update_credit"], list(s["evals"])
+        self.timer_before = s.get("timer", {"train": s.get("wall_s", 0.0)})
         if s["buffer_file"]:
-            buffer.load(run_dir / s["buffer_file"], global_step)
-    writer = SummaryWriter(str(run_dir), purge_step=global_step if resume_state else None)
+            self.buffer.load(run_dir / s["buffer_file"], self.global_step)
 
-    def checkpoint(final: bool = False) -> dict:
-        wall = wall_before + time.perf_counter() - start
-        # The buffer file is named by its step and resume.pt names it, so a kill at any moment
-        # leaves a consistent pair; older buffer files go once the new resume.pt is in place.
-        buffer_file = f"replay-{global_step}.npz" if args.save_buffer else None
-        if buffer_file:
-            buffer.save(run_dir / buffer_file, global_step)
-        state = {
-            "actor": actor.state_dict(),
-            "critic": critic.state_dict(),
-            "target": target.state_dict(),
-            "log_alpha": log_alpha.detach().cpu(),
-            "actor_opt": actor_opt.state_dict(),
-            "critic_opt": critic_opt.state_dict(),
-            "alpha_opt": alpha_opt.state_dict(),
-            "obs_rms": rms.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": rng.bit_generator.state,
-            "global_step": global_step,
-            "n_updates": n_updates,
-            "update_credit": update_credit,
-            "buffer_file": buffer_file,
-            "wall_s": wall,
-            "evals": evals,
-            "args": saved_args,
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Uniform random actions during warm-up, then samples of the policy."""
+        if self.global_step < self.args.learning_starts:
+            shape = (self.args.num_envs, self.act_dim)
+            return self.rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+        with self.torch.no_grad():
+            x = self.torch.as_tensor(self.rms.normalize(obs), device=self.device)
+            a, _ = self.actor.sample(x)
+        return a.cpu().numpy()
+
+    def update(self) -> dict[str, float]:
+        """One gradient step of the critics, the actor and the temperature; the target EMA."""
+        torch, args, dev = self.torch, self.args, self.device
+        b = self.buffer.sample(self.rng, args.batch_size)
+        batch = {
+            "obs": torch.as_tensor(self.rms.normalize(b["obs"]), device=dev),
+            "next_obs": torch.as_tensor(self.rms.normalize(b["next_obs"]), device=dev),
+            "act": torch.as_tensor(b["act"], device=dev),
+            "rew": torch.as_tensor(b["rew"], device=dev),
+            "term": torch.as_tensor(b["term"], device=dev),
         }
-        tmp = run_dir / "resume.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, run_dir / "resume.pt")
-        for old in run_dir.glob("replay-*.npz"):
-            if old.name != buffer_file:
-                old.unlink()
-        if args.save_model:
-            save_checkpoint(
-                run_dir / "model.pt",
-                {
-                    "algorithm": "droq",
-                    "actor": {
-                        "state_dict": {k: v.cpu() for k, v in actor.net.state_dict().items()},
-                        "obs_dim": obs_dim,
-                        "act_dim": act_dim,
-                        "hidden": list(args.hidden),
-                        "activation": args.activation,
-                        "layer_norm": False,
-                        "out_dim": 2 * act_dim,
-                        "squash": "tanh",
-                    },
-                    "obs_norm": rms.state_dict(),
-                    "env": {"id": args.env_id, "kwargs": env_kwargs(args)},
-                    "observation_layout": layout,
-                    "wrapper": wrapper_config(args),
-                    "global_step": global_step,
-                },
-            )
-        summary = {
-            "algorithm": "droq",
-            "global_step": global_step,
-            "sps": global_step / max(wall, 1e-9),
-            "wall_s": wall,
-            "updates": n_updates,
-            "eval": evals[-1] if evals else None,
-            "evals": evals,
-            "final": final,
-            "run_dir": str(run_dir),
-        }
-        save_json(run_dir / "summary.json", summary)
-        return summary
-
-    def run_eval() -> None:
-        m = evaluate(torch, actor, eval_env, rms, device, args.seed)
-        evals.append({"global_step": global_step, **m})
-        writer.add_scalar("eval/f1", m["f1"], global_step)
-        writer.add_scalar("eval/note_f1", m["note_f1"], global_step)
-
-    def update() -> dict:
-        b = buffer.sample(rng, args.batch_size)
-        o = torch.as_tensor(rms.normalize(b["obs"]), device=device)
-        o2 = torch.as_tensor(rms.normalize(b["next_obs"]), device=device)
-        a = torch.as_tensor(b["act"], device=device)
-        r = torch.as_tensor(b["rew"], device=device)
-        term = torch.as_tensor(b["term"], device=device)
-        alpha = log_alpha.exp().detach()
-        with torch.no_grad():
-            a2, logp2 = actor.sample(o2)
-            q_next = target(o2, a2).min(0).values - alpha * logp2
-            y = r + args.gamma * (1.0 - term) * q_next
-        q = critic(o, a)
+        alpha = self.log_alpha.exp().detach()
+        y = td_target(torch, self.target, self.actor, batch, alpha, args.gamma)
+        q = self.critic(batch["obs"], batch["act"])
         critic_loss = ((q - y[None]) ** 2).mean(1).sum()
-        critic_opt.zero_grad()
+        self.critic_opt.zero_grad()
         critic_loss.backward()
-        critic_opt.step()
-        a_pi, logp = actor.sample(o)
-        actor_loss = (alpha * logp - critic(o, a_pi).mean(0)).mean()
-        actor_opt.zero_grad()
+        self.critic_opt.step()
+        a_pi, logp = self.actor.sample(batch["obs"])
+        # The actor's gradient flows through the critics, but theirs is not needed here: frozen,
+        # the backward pass skips their weight gradients.
+        self.critic.requires_grad_(False)
+        actor_loss = (alpha * logp - self.critic(batch["obs"], a_pi).mean(0)).mean()
+        self.actor_opt.zero_grad()
         actor_loss.backward()
-        actor_opt.step()
-        alpha_loss = -(log_alpha * (logp.detach() + target_entropy)).mean()
-        alpha_opt.zero_grad()
+        self.critic.requires_grad_(True)
+        self.actor_opt.step()
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad()
         alpha_loss.backward()
-        alpha_opt.step()
+        self.alpha_opt.step()
         with torch.no_grad():
-            for p, pt in zip(critic.parameters(), target.parameters()):
+            for p, pt in zip(self.critic.parameters(), self.target.parameters()):
                 pt.mul_(1 - args.tau).add_(p, alpha=args.tau)
+        self.updates += 1
         return {
             "losses/qf_loss": critic_loss.item(),
             "losses/actor_loss": actor_loss.item(),
@@ -510,78 +431,195 @@ def main(args: Args) -> dict:
             "losses/qf_values": q.mean().item(),
         }
 
-    start = time.perf_counter()
-    step0 = global_step
-    if not evals and args.eval_every >= 0:
-        run_eval()  # the untrained policy (residual: about the sight-reader's own score)
-    obs, _ = envs.reset(seed=args.seed + global_step)
+    def learn(self) -> dict[str, float]:
+        """The gradient steps owed after ``--num-envs`` env steps (one round every
+        ``--update-every`` steps, once warm-up is over and the buffer holds a batch)."""
+        args, losses = self.args, {}
+        if self.global_step < args.learning_starts or self.buffer.size < args.batch_size:
+            return losses
+        self.update_credit += args.num_envs / args.update_every
+        while self.update_credit >= 1.0:
+            for _ in range(args.gradient_steps):
+                losses = self.update()
+            self.update_credit -= 1.0
+        return losses
+
+    def resume_state(self, buffer_file: str | None, timer: Timer, saved_args: dict) -> dict:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target": self.target.state_dict(),
+            "log_alpha": self.log_alpha.detach().cpu(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "obs_rms": self.rms.state_dict(),
+            "torch_rng": self.torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "global_step": self.global_step,
+            "n_updates": self.updates,
+            "update_credit": self.update_credit,
+            "buffer_file": buffer_file,
+            "timer": dict(timer.seconds),
+            "wall_s": sum(timer.seconds.values()),
+            "evals": self.evals,
+            "args": saved_args,
+        }
+
+    def policy_checkpoint(self, args: Args, layout) -> dict:
+        return {
+            "algorithm": "droq",
+            "actor": {
+                "state_dict": {k: v.cpu() for k, v in self.actor.net.state_dict().items()},
+                "obs_dim": self.obs_dim,
+                "act_dim": self.act_dim,
+                "hidden": list(args.hidden),
+                "activation": args.activation,
+                "layer_norm": False,
+                "out_dim": 2 * self.act_dim,
+                "squash": "tanh",
+            },
+            "obs_norm": self.rms.state_dict(),
+            "env": {"id": args.env_id, "kwargs": env_kwargs(args)},
+            "observation_layout": layout,
+            "wrapper": wrapper_config(args),
+            "global_step": self.global_step,
+        }
+
+
+def checkpoint(run: RunContext, droq: DroQ, final: bool = False, stopped_by: int | None = None):
+    """replay-<step>.npz, resume.pt, model.pt and summary.json, each written atomically."""
+    # The buffer file is named by its step and resume.pt names it, so a kill at any moment
+    # leaves a consistent pair; older buffer files go once the new resume.pt is in place.
+    run_dir = run.run_dir
+    buffer_file = f"replay-{droq.global_step}.npz" if run.args.save_buffer else None
+    if buffer_file:
+        droq.buffer.save(run_dir / buffer_file, droq.global_step)
+    state = droq.resume_state(buffer_file, run.timer, run.saved_args)
+    save_torch(droq.torch, state, run_dir / "resume.pt")
+    for old in run_dir.glob("replay-*.npz"):
+        if old.name != buffer_file:
+            old.unlink()
+    if run.args.save_model:
+        save_checkpoint(run_dir / "model.pt", droq.policy_checkpoint(run.args, run.layout))
+    return write_summary(run, "droq", droq.global_step, droq.updates, droq.evals, final, stopped_by)
+
+
+def warn_if_no_updates(args: Args) -> None:
+    if args.total_timesteps <= args.learning_starts:
+        warnings.warn(
+            f"--total-timesteps {args.total_timesteps} <= --learning-starts "
+            f"{args.learning_starts}: the run only collects random warm-up steps and makes no "
+            "gradient update (summary.json's `updates` will be 0)",
+            stacklevel=2,
+        )
+
+
+def evaluate_now(run: RunContext, droq: DroQ) -> None:
+    """One deterministic episode of the full song (tanh of the actor's mean)."""
+    act = deterministic_policy(droq.torch, droq.actor, droq.rms, run.device)
+    record_evaluation(run, droq.evals, droq.global_step, act)
+
+
+def env_step(droq: DroQ, envs, obs: np.ndarray, run: RunContext) -> np.ndarray:
+    """One step of every env: act, store the transitions (with their real last observation
+    when an episode ended), update the normalizer; returns the next observations."""
+    action = droq.act(obs)
+    next_obs, reward, terminated, truncated, infos = envs.step(action)
+    ended = np.logical_or(terminated, truncated)
+    droq.buffer.add(
+        obs, action, reward, real_next_obs(next_obs, ended, infos), terminated.astype(np.float32)
+    )
+    droq.rms.update(obs)
+    droq.global_step += run.args.num_envs
+    log_episodes(run.writer, infos, droq.global_step, run.args.num_envs)
+    return next_obs
+
+
+def train(run: RunContext, droq: DroQ, envs, stop: StopSignals) -> dict:
+    """Env steps and gradient updates until the budget, the wall-clock limit or a stop signal;
+    evaluations and checkpoints on their cadences; returns the final summary."""
+    from tqdm import tqdm
+
+    args = run.args
+    step0, train0 = droq.global_step, droq.timer_before.get("train", 0.0)
+    if not droq.evals and args.eval_every >= 0:
+        evaluate_now(run, droq)  # the untrained policy (residual: about the sight-reader's own)
+    obs, _ = envs.reset(seed=args.seed + droq.global_step)
     bar = tqdm(
         total=args.total_timesteps,
-        initial=min(global_step, args.total_timesteps),
+        initial=min(droq.global_step, args.total_timesteps),
         unit="step",
         disable=not args.progress,
         mininterval=2.0,
     )
-    last_ckpt, last_eval, last_log, losses, sps = global_step, global_step, global_step, {}, 0.0
-    while global_step < args.total_timesteps:
-        if global_step < args.learning_starts:
-            action = rng.uniform(-1.0, 1.0, (args.num_envs, act_dim)).astype(np.float32)
-        else:
-            with torch.no_grad():
-                a, _ = actor.sample(torch.as_tensor(rms.normalize(obs), device=device))
-            action = a.cpu().numpy()
-        next_obs, reward, terminated, truncated, infos = envs.step(action)
-        real_next = next_obs.copy()
-        for i in np.flatnonzero(np.logical_or(terminated, truncated)):
-            real_next[i] = infos["final_obs"][i]
-        buffer.add(obs, action, reward, real_next, terminated.astype(np.float32))
-        rms.update(obs)
-        obs = next_obs
-        global_step += args.num_envs
-        bar.update(args.num_envs)
-        if "_episode" in infos:
-            for i in np.flatnonzero(infos["_episode"]):
-                writer.add_scalar("charts/episodic_return", infos["episode"]["r"][i], global_step)
-                writer.add_scalar("charts/episodic_length", infos["episode"]["l"][i], global_step)
-                m = infos.get("final_info", {}).get("metrics", {})
-                if "f1" in m and m.get("_f1", np.ones(args.num_envs, bool))[i]:
-                    writer.add_scalar("charts/episodic_f1", m["f1"][i], global_step)
-        if global_step >= args.learning_starts and buffer.size >= args.batch_size:
-            update_credit += args.num_envs / args.update_every
-            while update_credit >= 1.0:
-                for _ in range(args.gradient_steps):
-                    losses = update()
-                    n_updates += 1
-                update_credit -= 1.0
-        out_of_time = args.max_wall_s > 0 and time.perf_counter() - start >= args.max_wall_s
-        done = global_step >= args.total_timesteps or out_of_time
-        if global_step - last_log >= 1000 or done:
-            sps = (global_step - step0) / (time.perf_counter() - start)
-            writer.add_scalar("charts/SPS", sps, global_step)
+    cadence = CheckpointCadence(args.checkpoint_every, args.checkpoint_every_s, droq.global_step)
+    last_eval, last_log, losses, sps = droq.global_step, droq.global_step, {}, 0.0
+    train_start = time.perf_counter()
+    while droq.global_step < args.total_timesteps:
+        with run.timer.timed("train"):
+            obs = env_step(droq, envs, obs, run)
+            bar.update(args.num_envs)
+            losses = droq.learn() or losses
+        out_of_time = args.max_wall_s > 0 and time.perf_counter() - train_start >= args.max_wall_s
+        done = droq.global_step >= args.total_timesteps or out_of_time or stop.requested is not None
+        if droq.global_step - last_log >= 1000 or done:
+            sps = (droq.global_step - step0) / max(run.timer.seconds["train"] - train0, 1e-9)
+            run.writer.add_scalar("charts/SPS", sps, droq.global_step)
             for k, v in losses.items():
-                writer.add_scalar(k, v, global_step)
-            last_log = global_step
-            bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}" if evals else "-")
-        if (done and args.eval_every >= 0) or (
-            args.eval_every > 0 and global_step - last_eval >= args.eval_every
+                run.writer.add_scalar(k, v, droq.global_step)
+            last_log = droq.global_step
+        if (done and args.eval_every >= 0 and stop.requested is None) or (
+            args.eval_every > 0 and droq.global_step - last_eval >= args.eval_every
         ):
-            run_eval()
-            last_eval = global_step
-            bar.set_postfix(sps=f"{sps:.0f}", f1=f"{evals[-1]['f1']:.3f}" if evals else "-")
-        if not done and global_step - last_ckpt >= args.checkpoint_every:
-            checkpoint()
-            last_ckpt = global_step
-        if out_of_time:
+            evaluate_now(run, droq)
+            last_eval = droq.global_step
+        if droq.global_step == last_log or droq.global_step == last_eval:  # just logged
+            bar.set_postfix(
+                sps=f"{sps:.0f}", f1=f"{droq.evals[-1]['f1']:.3f}" if droq.evals else "-"
+            )
+        if not done and cadence.due(droq.global_step):
+            checkpoint(run, droq)
+            cadence.written(droq.global_step)
+        if done:
             break
     bar.close()
-    summary = checkpoint(final=True)
+    return checkpoint(run, droq, final=stop.requested is None, stopped_by=stop.requested)
+
+
+def main(args: Args) -> dict:
+    torch, resume, run_dir, saved_args = start_run(args, "droq.py")
+    from torch.utils.tensorboard import SummaryWriter
+
+    warn_if_no_updates(args)
+    device = torch.device("cuda" if args.cuda and torch.cuda.is_available() else "cpu")
+    torch.manual_seed(args.seed)
+    wrapper = wrapper_config(args)
+    envs = train_envs(args.env_id, args.num_envs, args.vectorization, wrapper, env_kwargs(args))
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    act_dim = int(np.prod(envs.single_action_space.shape))
+    droq = DroQ(torch, args, obs_dim, act_dim, device, run_dir, resume)
+    writer = SummaryWriter(str(run_dir), purge_step=droq.global_step if resume else None)
+    evaluation_env, layout = eval_env(
+        args.env_id, env_kwargs(args), wrapper, args.record_eval, run_dir / "eval", writer,
+        lambda: droq.global_step,
+    )  # fmt: skip
+    run = RunContext(args, run_dir, saved_args, writer, Timer(droq.timer_before), evaluation_env,
+                     layout, args.vectorization, device)  # fmt: skip
+    with StopSignals() as stop:  # from here on SIGTERM / SIGINT end with a checkpoint
+        summary = train(run, droq, envs, stop)
     writer.close()
     envs.close()
-    eval_env.close()
-    print(json.dumps({k: summary[k] for k in ("global_step", "sps", "wall_s", "eval")}))
+    evaluation_env.close()
+    print(json.dumps({k: summary[k] for k in ("global_step", "updates", "sps", "wall_s", "eval")}))
     print(f"run directory: {run_dir}")
+    if stop.requested is not None:
+        print(
+            f"stopped by signal {stop.requested}: checkpoint written; --resume {run_dir} continues"
+        )
+        raise SystemExit(stop.exit_code)
     return summary
 
 
 if __name__ == "__main__":
-    main(parse_args(sys.argv[1:]))
+    main(parse_args(Args, sys.argv[1:], renamed={"vector_env": "vectorization"}))

@@ -4,10 +4,12 @@
     .venv/bin/python baselines/evaluate.py --suite builtin --policy sight-reader --out runs/eval
     .venv/bin/python baselines/evaluate.py --suite heldout     # chorales + folk tunes never tuned on
     .venv/bin/python baselines/evaluate.py --songs TwinkleTwinkleRousseau --policy runs/<run>/model.pt
+    .venv/bin/python baselines/evaluate.py --suite all --ray-address head:6379   # on a Ray cluster
 
 Songs are built-in names, MIDI paths or ``music21:<corpus path>`` (corpus extra). Writes
 ``results.json`` and ``results.md`` (a Markdown table with the command line) to ``--out``.
-Episodes run in parallel worker processes (``--workers``).
+Episodes run in parallel worker processes (``--workers``), or as Ray tasks on a cluster
+(``--ray-address``; one CPU each, named ``evaluate_song[i] <song>``; the distributed extra).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +25,7 @@ from typing import Literal
 
 import tyro
 
-# Real pieces the sight-reader was never tuned on, from the training collections only (Bach
-# chorales, folk tunes); the corpus's other composers are reserved for final evaluation.
-HELDOUT_SONGS = (
-    "music21:bach/bwv66.6",
-    "music21:bach/bwv7.7",
-    "music21:bach/bwv40.8",
-    "music21:bach/bwv244.3",
-    "music21:essenFolksong/altdeu10#1",
-    "music21:ryansMammoth/7thRegimentReel",
-    "music21:oneills1850/0001-0050#12",
-)
+from pianomime_env.learning.evaluation import HELDOUT_SONGS, evaluate_song
 
 
 @dataclass
@@ -45,76 +36,18 @@ class Args:
     """builtin: RoboPianist's 8 songs; heldout: HELDOUT_SONGS; all: both."""
     policy: str = "sight-reader"
     """sight-reader, sight-reader-lookahead, random, idle, or a checkpoint (a model.pt of baselines/ppo.py or droq.py, or
-    its run directory; loaded by pianomime_env.policies.load_policy)."""
+    its run directory; loaded by pianomime_env.learning.policies.load_policy)."""
     max_seconds: float = 30.0
     """Play at most this much of each song (0 = whole song); keeps corpus pieces short."""
     trim_silence: bool = True
     """Drop leading/trailing silence (otherwise silent steps inflate per-step F1)."""
     seed: int = 0
     workers: int = max(1, min(2, os.cpu_count() or 1))
+    ray_address: str | None = None
+    """Evaluate the songs as Ray tasks on this cluster (`auto`, `head:6379`) instead of local
+    worker processes (a lost worker or node is retried; docs/datasets.md)."""
     out: Path | None = None
     """Directory for results.json and results.md."""
-
-
-def song_env(song: str, max_seconds: float, trim_silence: bool):
-    """The evaluation env of ``song``: silence trimmed, capped at ``max_seconds`` (0: whole)."""
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.songs import load_song
-
-    source = load_song(song)
-    if trim_silence:
-        source = source.trim_silence()
-    if max_seconds > 0 and source.duration > max_seconds:
-        source = _truncate(source, max_seconds)
-    return PianoMimeEnv(source)
-
-
-def evaluate_song(
-    song: str, policy: str, max_seconds: float, trim_silence: bool, seed: int
-) -> dict:
-    """Plays one song once with ``policy``; returns its metrics row."""
-    from pianomime_env.play import make_policy
-
-    env = song_env(song, max_seconds, trim_silence)
-    act = make_policy(policy, env, seed)
-    obs, _ = env.reset(seed=seed)
-    if hasattr(act, "reset"):
-        act.reset()
-    start = time.perf_counter()
-    info: dict = {}
-    for _ in range(env.n_steps):
-        obs, _, terminated, truncated, info = env.step(act(obs))
-        if terminated or truncated:
-            break
-    return {
-        "song": song,
-        "steps": env.t,
-        "seconds_per_step": (time.perf_counter() - start) / max(env.t, 1),
-        **info["metrics"],
-    }
-
-
-def _truncate(song, seconds: float):
-    """The notes of ``song`` that start before ``seconds``, cut at ``seconds``."""
-    import dataclasses
-
-    import numpy as np
-
-    keep = song.start < seconds
-    pedal = song.sustain_time < seconds
-    return dataclasses.replace(
-        song,
-        pitch=song.pitch[keep],
-        start=song.start[keep],
-        end=np.minimum(song.end[keep], seconds),
-        velocity=song.velocity[keep],
-        fingering=song.fingering[keep],
-        sustain_time=song.sustain_time[pedal],
-        sustain_value=song.sustain_value[pedal],
-        sustain_instrument=None
-        if song.sustain_instrument is None
-        else song.sustain_instrument[pedal],
-    )
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -134,8 +67,45 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _evaluate_task(*job, progress_position=None) -> dict:
+    return evaluate_song(*job)
+
+
+def _evaluate_on_ray(jobs: list[tuple], address: str) -> list[dict]:
+    """One Ray task per song through the collection's fan-out (infrastructure failures
+    retried); the rows in the songs' order."""
+    from pianomime_env.collection.fanout import run_tasks
+
+    names = {i: f"evaluate_song[{i}] {job[0]}" for i, job in enumerate(jobs)}
+    results = dict(run_tasks(_evaluate_task, list(enumerate(jobs)), address=address, names=names))
+    return [results[i] for i in range(len(jobs))]
+
+
+def _evaluate_locally(jobs: list[tuple], workers: int) -> list[dict | BaseException]:
+    """Each song in a worker process; a song that fails comes back as its exception."""
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(evaluate_song, *job) for job in jobs]
+        out: list[dict | BaseException] = []
+        for future in futures:
+            try:
+                out.append(future.result())
+            except Exception as exc:  # a bad song (unreadable MIDI, ...) must not stop the rest
+                out.append(exc)
+    return out
+
+
+def _split(jobs: list[tuple], results: list) -> tuple[list[dict], dict[str, str]]:
+    rows = [r for r in results if not isinstance(r, BaseException)]
+    failed = {
+        job[0]: f"{type(r).__name__}: {r}"
+        for job, r in zip(jobs, results)
+        if isinstance(r, BaseException)
+    }
+    return rows, failed
+
+
 def main(args: Args) -> list[dict]:
-    from pianomime_env.songs import BUILTIN_SONGS
+    from pianomime_env.music.songs import BUILTIN_SONGS
 
     songs = (
         list(args.songs)
@@ -146,20 +116,28 @@ def main(args: Args) -> list[dict]:
         }[args.suite]
     )
     jobs = [(s, args.policy, args.max_seconds, args.trim_silence, args.seed) for s in songs]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        rows = list(pool.map(evaluate_song, *zip(*jobs)))
+    if args.ray_address:
+        results = _evaluate_on_ray(jobs, args.ray_address)
+    else:
+        results = _evaluate_locally(jobs, args.workers)
+    rows, failed = _split(jobs, results)
     table = markdown_table(rows)
     print(table)
+    for song, reason in failed.items():
+        print(f"evaluate.py: not evaluated: {song}: {reason}", file=sys.stderr)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         command = "python " + " ".join(
             shlex.quote(a) for a in ["baselines/evaluate.py"] + sys.argv[1:]
         )
         (args.out / "results.json").write_text(
-            json.dumps({"command": command, "rows": rows}, indent=2)
+            json.dumps({"command": command, "rows": rows, "failed": failed}, indent=2)
         )
-        (args.out / "results.md").write_text(f"`{command}`\n\n{table}\n")
+        notes = "".join(f"\n- not evaluated: {song}: {reason}" for song, reason in failed.items())
+        (args.out / "results.md").write_text(f"`{command}`\n\n{table}\n{notes}\n")
         print(f"wrote {args.out / 'results.md'}")
+    if failed:
+        raise SystemExit(f"evaluate.py: {len(failed)} of {len(jobs)} songs not evaluated")
     return rows
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pianomime_env.songs import BUILTIN_SONGS  # noqa: E402
+from pianomime_env.music.songs import BUILTIN_SONGS  # noqa: E402
 
 # RP1M (Zhao et al., 2024): ~2k songs, one DroQ expert per song (8M steps, ~21 GPU-hours each),
 # 500 rollouts per song of 550-step segments.
@@ -37,8 +37,8 @@ RP1M_GPU_HOURS = 44_000
 
 
 def run_mode(mode: str, songs: list[str], args: argparse.Namespace) -> dict:
-    from pianomime_env.collect import collect
-    from pianomime_env.datasets import dataset_info
+    from pianomime_env.collection.collect import collect
+    from pianomime_env.learning.datasets import dataset_info
 
     with tempfile.TemporaryDirectory(prefix=f"bench-collect-{mode}-") as root:
         os.environ["MINARI_DATASETS_PATH"] = root

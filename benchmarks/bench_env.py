@@ -1,6 +1,6 @@
 """Benchmark: PianoMime env steps/s vs RoboPianist (Shimmy) vs raw mj_step, plus start-up costs.
 
-A thin script around :func:`pianomime_env.benchmark.run_benchmark` (the same as ``pianomime
+A thin script around :func:`pianomime_env.app.benchmark.run_benchmark` (the same as ``pianomime
 bench``). Results and method: docs/benchmarks.md.
 
 Usage:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=pathlib.Path, default=None, help="write results as JSON")
     args = parser.parse_args(argv)
 
-    from pianomime_env.benchmark import run_benchmark
+    from pianomime_env.app.benchmark import run_benchmark
 
     return run_benchmark(
         song=args.song,

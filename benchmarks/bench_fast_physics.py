@@ -42,8 +42,8 @@ VARIANTS: dict[str, dict] = {
 
 
 def _songs(suite: str) -> list[str]:
-    from baselines.evaluate import HELDOUT_SONGS
-    from pianomime_env.songs import BUILTIN_SONGS
+    from pianomime_env.learning.evaluation import HELDOUT_SONGS
+    from pianomime_env.music.songs import BUILTIN_SONGS
 
     return {
         "builtin": list(BUILTIN_SONGS),
@@ -63,10 +63,10 @@ def play_song(song: str, variants: list[str], max_seconds: float, repeat: int) -
     """
     import numpy as np
 
-    from baselines.evaluate import _truncate
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.sightreader import SightReader
-    from pianomime_env.songs import load_song
+    from pianomime_env.control.sightreader import SightReader
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.evaluation import truncate_song as _truncate
+    from pianomime_env.music.sources import load_song
 
     source = load_song(song).trim_silence()
     if max_seconds > 0 and source.duration > max_seconds:

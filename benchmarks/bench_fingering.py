@@ -29,8 +29,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import gymnasium as gym  # noqa: E402
 
 import pianomime_env  # noqa: E402, F401
-from pianomime_env import fingering as fingering_lib  # noqa: E402
 from pianomime_env import rewards as rewards_lib  # noqa: E402
+from pianomime_env.rewards import fingering as fingering_lib  # noqa: E402
 
 
 class _Timer:

@@ -17,10 +17,10 @@ import time
 import mujoco
 import numpy as np
 
-from pianomime_env import scene
 from pianomime_env.demos import from_midi
-from pianomime_env.ik import HandIK
-from pianomime_env.songs import load_song
+from pianomime_env.music.sources import load_song
+from pianomime_env.sim import scene
+from pianomime_env.sim.ik import HandIK
 
 
 def _tip_error(model, data, sites, targets) -> float:
@@ -28,7 +28,7 @@ def _tip_error(model, data, sites, targets) -> float:
 
 
 def bench_handik(model, index, frames, n_runs: int) -> tuple[float, float]:
-    from pianomime_env.sightreader import SightReaderConfig
+    from pianomime_env.control.sightreader import SightReaderConfig
 
     ik = HandIK(model, index, posture_weight=SightReaderConfig().posture_weight)
     data = mujoco.MjData(model)

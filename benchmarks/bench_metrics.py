@@ -1,4 +1,4 @@
-"""Benchmark: pianomime_env.metrics.evaluate vs RoboPianist's MidiEvaluationWrapper.
+"""Benchmark: pianomime_env.music.metrics.evaluate vs RoboPianist's MidiEvaluationWrapper.
 
 Times the metrics of one 451-step episode (the goal roll of RoboPianist's Twinkle Twinkle
 MIDI at the 0.05 s control timestep, padded/trimmed to 451 steps; a synthetic roll if the
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    from pianomime_env import metrics
+    from pianomime_env.music import metrics
 
     import_s = time.perf_counter() - t0
 
@@ -134,7 +134,9 @@ def main() -> None:
     compute_s = _median_time(lambda: rec.compute(goal, goal_s), args.ours_runs)
 
     print(f"episode: {source}; {int(goal.sum())} goal key-steps")
-    print(f"import pianomime_env.metrics (incl. numpy, package __init__): {import_s * 1e3:.1f} ms")
+    print(
+        f"import pianomime_env.music.metrics (incl. numpy, package __init__): {import_s * 1e3:.1f} ms"
+    )
     print(f"evaluate():                 median {ours_s * 1e3:8.3f} ms  ({args.ours_runs} runs)")
     print(f"EpisodeRecorder.record():   median {record_s * 1e6:8.2f} us per step")
     print(f"EpisodeRecorder.compute():  median {compute_s * 1e3:8.3f} ms")

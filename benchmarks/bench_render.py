@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-shadow-run", action="store_true", help="skip the shadows-on row")
     args = parser.parse_args(argv)
 
-    from pianomime_env.env import PianoMimeEnv
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.evaluation import make_policy
     from pianomime_env.media import VideoWriter
-    from pianomime_env.play import make_policy
-    from pianomime_env.render import SceneRenderer
+    from pianomime_env.sim.render import SceneRenderer
 
     env = PianoMimeEnv(args.song, trim_silence=True)
     act = make_policy("sight-reader", env, 0)

@@ -152,8 +152,8 @@ def step_cost(song: str, repeats: int = 2) -> dict:
     zero normalized actions, and ResidualIK (sight-reader nominal) with a zero residual."""
     import numpy as np
 
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.policies import wrap_env
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.policies import wrap_env
 
     out = {}
     for name in ("plain", "residual"):

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import tyro
 
+from pianomime_env.control.residual import ResidualIK
 from pianomime_env.demos import from_midi
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.wrappers import ResidualIK
+from pianomime_env.demos.coverage import plan_coverage
+from pianomime_env.envs.piano import PianoMimeEnv
 
 FINGER_NAMES = ("TH", "FF", "MF", "RF", "LF")
 
@@ -85,8 +86,9 @@ def main(args: Args) -> dict:
     goal, played, fingered = base["goal"], base["played"], base["fingered"]
     onset = goal & ~np.vstack([np.zeros((1, goal.shape[1]), bool), goal[:-1]])
     missed = goal & ~played
-    n_goal, n_fingered = int(goal.sum()), int((goal & fingered).sum())
-    recall_ceiling = n_fingered / n_goal
+    coverage = plan_coverage(fingered.astype(np.int8) - 1, goal)  # the plan's coverage
+    n_goal, n_fingered = coverage.goal, coverage.covered
+    recall_ceiling = coverage.fraction
     out = {
         "song": args.song,
         "sight_reader": base["metrics"],

@@ -27,18 +27,17 @@ the table. Songs are capped at 30 s after trimming silence, as in ``baselines/ev
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "baselines"))
-from evaluate import song_env  # noqa: E402  (baselines/evaluate.py)
-
 from pianomime_env.demos.planner import key_geometry  # noqa: E402
-from pianomime_env.play import make_policy  # noqa: E402
+from pianomime_env.learning.evaluation import (
+    make_policy,  # noqa: E402
+    song_env,  # noqa: E402
+)
 
 CAUSES = (
     "pressed",

@@ -9,16 +9,15 @@ usage: .venv/bin/python benchmarks/two_level_errors.py MODEL.pt SONG... > out.js
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "baselines"))
-from evaluate import song_env  # noqa: E402
-
-from pianomime_env.generalist import features  # noqa: E402
-from pianomime_env.play import make_policy  # noqa: E402
-from pianomime_env.policies import load_policy  # noqa: E402
+from pianomime_env.learning.evaluation import (
+    make_policy,  # noqa: E402
+    song_env,  # noqa: E402
+)
+from pianomime_env.learning.generalist import features  # noqa: E402
+from pianomime_env.learning.policies import load_policy  # noqa: E402
 
 
 def tip_err(a, b):

@@ -5,8 +5,7 @@
 
 import sys
 
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.sightreader import SightReader
+from pianomime_env import PianoMimeEnv, SightReader
 
 env = PianoMimeEnv(sys.argv[1] if len(sys.argv) > 1 else "CMajorScaleOneHand", trim_silence=True)
 obs, _ = env.reset(seed=0)

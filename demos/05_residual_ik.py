@@ -9,9 +9,7 @@ exactly as the sight-reader does (`nominal="ik"` gives PianoMime's open-loop IK 
 
 import numpy as np
 
-from pianomime_env.demos import from_midi
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.wrappers import ResidualIK
+from pianomime_env import PianoMimeEnv, ResidualIK, from_midi
 
 demo = from_midi("CMajorScaleOneHand")
 env = PianoMimeEnv("CMajorScaleOneHand", demo=demo, reward_terms={"key_press": 1.0, "style": 0.5})

@@ -1,7 +1,7 @@
 """pianomime-env: Gymnasium environments for bimanual robot piano playing.
 
-Importing the package registers ``PianoMime-<Song>-v0`` for every built-in song and
-``PianoMime-v0`` for any MIDI file::
+Importing the package registers ``PianoMime-<Song>-v0`` for every built-in song,
+``PianoMime-v0`` for any MIDI file and ``PianoMime-MultiSong-v0``::
 
     import gymnasium as gym
     import pianomime_env
@@ -9,59 +9,54 @@ Importing the package registers ``PianoMime-<Song>-v0`` for every built-in song 
     env = gym.make("PianoMime-TwinkleTwinkleRousseau-v0")
     env = gym.make("PianoMime-v0", midi="path/to/any.mid")
     pianomime_env.register_song("MyEtude", "etude.mid")  # -> "PianoMime-MyEtude-v0"
+
+The public API is importable from here; the wings (``sim``, ``music``, ``rewards``, ``demos``,
+``control``, ``envs``, ``learning``, ``collection``, ``media``, ``app``) hold the rest, each
+importing only from the wings below it (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import os
+from pianomime_env.control import LookaheadSightReader, ResidualIK, SightReader, SightReaderConfig
+from pianomime_env.demos import Demonstration, from_midi
+from pianomime_env.envs import MultiSongEnv, PianoMimeEnv, env_id, make_env, register_song
+from pianomime_env.envs.registration import register_all
+from pianomime_env.learning import load_policy
+from pianomime_env.music import (
+    BUILTIN_SONGS,
+    Song,
+    SongError,
+    evaluate,
+    load_song,
+    registered_songs,
+    resolve_songs,
+)
+from pianomime_env.sim import HandIK
 
-import gymnasium as gym
+__version__ = "0.2.0"
 
-from pianomime_env import songs as _songs
-from pianomime_env.songs import BUILTIN_SONGS, Song, SongError, load_song
-
-__version__ = "0.1.0"
-
-_ENTRY_POINT = "pianomime_env.env:PianoMimeEnv"
-
-
-def env_id(song_name: str) -> str:
-    """The Gymnasium id of a song: ``PianoMime-<song_name>-v0``."""
-    return f"PianoMime-{song_name}-v0"
-
-
-def _register_id(name: str) -> None:
-    gym.register(id=env_id(name), entry_point=_ENTRY_POINT, kwargs={"song": name})
-
-
-def register_song(name: str, source: str | os.PathLike | Song) -> str:
-    """Registers a song (MIDI path, ``Song`` or corpus path) as ``PianoMime-<name>-v0``.
-
-    Returns the new env id. Raises ``SongError`` if the source cannot be loaded.
-    """
-    _songs.register_song(name, source)
-    _register_id(name)
-    return env_id(name)
-
-
-def make_env(song: str | os.PathLike | Song, **kwargs):
-    """``PianoMimeEnv(song, **kwargs)`` without going through ``gym.make`` (no wrappers)."""
-    from pianomime_env.env import PianoMimeEnv
-
-    return PianoMimeEnv(song, **kwargs)
-
-
-for _name in BUILTIN_SONGS:
-    _register_id(_name)
-gym.register(id="PianoMime-v0", entry_point=_ENTRY_POINT)
+register_all()
 
 __all__ = [
     "BUILTIN_SONGS",
+    "Demonstration",
+    "HandIK",
+    "LookaheadSightReader",
+    "MultiSongEnv",
+    "PianoMimeEnv",
+    "ResidualIK",
+    "SightReader",
+    "SightReaderConfig",
     "Song",
     "SongError",
     "env_id",
+    "evaluate",
+    "from_midi",
+    "load_policy",
     "load_song",
     "make_env",
     "register_song",
+    "registered_songs",
+    "resolve_songs",
     "__version__",
 ]

@@ -13,3 +13,12 @@ def require(module: str, hint: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(hint) from exc
+
+
+def require_torch() -> Any:
+    """Imports torch, or raises ``ImportError`` naming the ``train`` extra."""
+    return require(
+        "torch",
+        "learned policies need torch, which the train extra installs: "
+        '.venv/bin/pip install -e ".[train]"',
+    )

@@ -1,6 +1,6 @@
 """Renders docs/env.md (and docs/songs.md, docs/metrics.md) from docstrings, so docs match code.
 
-Sources: the module docstring of ``pianomime_env.env`` (description, spaces, rewards, episode
+Sources: the module docstring of ``pianomime_env.envs.piano`` (description, spaces, rewards, episode
 end, version history) and the ``PianoMimeEnv`` class docstring's ``Args:`` section, with each
 argument's default read from the constructor's signature.
 
@@ -92,7 +92,7 @@ def arguments_table(cls) -> str:
 
 
 def render() -> str:
-    from pianomime_env import env as env_module
+    from pianomime_env.envs import piano as env_module
 
     doc = inspect.cleandoc(env_module.__doc__ or "")
     first, _, body = doc.partition("\n")
@@ -189,9 +189,7 @@ def render_class_page(module_name: str, class_name: str, title: str, usage: str 
 
 RESIDUAL_USAGE = """
 ```python
-from pianomime_env.demos import from_midi
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.wrappers import ResidualIK
+from pianomime_env import PianoMimeEnv, ResidualIK, from_midi
 
 demo = from_midi("TwinkleTwinkleRousseau")
 env = PianoMimeEnv("TwinkleTwinkleRousseau", reward_terms={"key_press": 1.0, "style": 0.5}, demo=demo)
@@ -209,9 +207,11 @@ def pages() -> dict[pathlib.Path, str]:
     docs = ROOT / "docs"
     return {
         OUT: render(),
-        docs / "songs.md": render_module("pianomime_env.songs", "Songs"),
-        docs / "corpus.md": render_module("pianomime_env.corpus", "Songs from music21's corpus"),
-        docs / "metrics.md": render_module("pianomime_env.metrics", "Musical metrics"),
+        docs / "songs.md": render_module("pianomime_env.music.songs", "Songs"),
+        docs / "corpus.md": render_module(
+            "pianomime_env.music.corpus", "Songs from music21's corpus"
+        ),
+        docs / "metrics.md": render_module("pianomime_env.music.metrics", "Musical metrics"),
         docs / "demo-format.md": render_module(
             "pianomime_env.demos.format", "Demonstration file format"
         ),
@@ -219,7 +219,7 @@ def pages() -> dict[pathlib.Path, str]:
             "pianomime_env.demos.planner", "Demonstrations planned from a score"
         ),
         docs / "residual-ik.md": render_class_page(
-            "pianomime_env.wrappers", "ResidualIK", "Residual IK wrapper", RESIDUAL_USAGE
+            "pianomime_env.control.residual", "ResidualIK", "Residual IK wrapper", RESIDUAL_USAGE
         ),
     }
 
@@ -235,9 +235,9 @@ def render_pictures(
     import imageio.v2 as imageio
 
     from pianomime_env import media
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.play import make_policy
-    from pianomime_env.render import SceneRenderer
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.evaluation import make_policy
+    from pianomime_env.sim.render import SceneRenderer
 
     out_dir = out_dir or ROOT / "docs" / "img"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -29,11 +29,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($python --version)"
   "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
+# pip's and setuptools' chatter (index warnings, the editable-install notice) goes to a log that
+# is shown only if the install fails.
+log=.venv/setup-pip.log
+quiet_pip() {
+  if ! .venv/bin/python -m pip "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip $* failed (log above, also in $log)" >&2
+    exit 1
+  fi
+}
+quiet_pip install -q --upgrade pip
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 echo "setup: installing pianomime-env ($spec) into .venv"
-.venv/bin/python -m pip install -q -e "$spec"
+quiet_pip install -q -e "$spec"
 .venv/bin/python -c "import pianomime_env" # fail here, not later, if the install is broken
 # Compile the scene once (≈ 3 s each); every later env construction loads it in tens of ms.
 .venv/bin/python -c "from pianomime_env import scene; scene.load_model(); scene.load_model(reduced_action_space=True)"

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pianomime_env import audio
+from pianomime_env.media import audio
 
 DT = 0.05
 
@@ -23,7 +23,7 @@ def window(samples: np.ndarray, t0: float, t1: float) -> np.ndarray:
 
 def test_soundfont_is_robopianists_and_robopianist_is_not_imported():
     code = (
-        "import sys; from pianomime_env import audio; p = audio.find_soundfont(); "
+        "import sys; from pianomime_env.media import audio; p = audio.find_soundfont(); "
         "assert 'robopianist' not in sys.modules, 'robopianist was imported'; print(p)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -99,7 +99,7 @@ def test_missing_fluidsynth_library_gives_a_clear_message():
     # The shared library is "not on the system": pyfluidsynth's lookup finds nothing.
     code = (
         "import ctypes.util; ctypes.util.find_library = lambda name: None\n"
-        "from pianomime_env import audio\n"
+        "from pianomime_env.media import audio\n"
         "try:\n"
         "    audio.synthesize(__import__('numpy').zeros((4, 88)), 0.05)\n"
         "except audio.AudioUnavailableError as exc:\n"
@@ -115,7 +115,7 @@ def test_missing_fluidsynth_library_gives_a_clear_message():
 def test_missing_pyfluidsynth_names_the_extra():
     code = (
         "import sys; sys.modules['fluidsynth'] = None\n"
-        "from pianomime_env import audio\n"
+        "from pianomime_env.media import audio\n"
         "try:\n"
         "    audio.check_audio()\n"
         "except audio.AudioUnavailableError as exc:\n"

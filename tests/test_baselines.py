@@ -41,10 +41,8 @@ def test_evaluate_writes_table(tmp_path):
 
 
 def test_truncate_keeps_only_early_notes():
-    sys.path.insert(0, str(ROOT / "baselines"))
-    from evaluate import _truncate
-
-    from pianomime_env.songs import load_song
+    from pianomime_env.learning.evaluation import truncate_song as _truncate
+    from pianomime_env.music.sources import load_song
 
     song = load_song("TwinkleTwinkleLittleStar")
     short = _truncate(song, 2.0)
@@ -65,8 +63,10 @@ TINY = {
         "--hidden",
         "32",
         "32",
-        "--vector-env",
+        "--vectorization",
         "sync",
+        "--update-threads",
+        "1",
     ],
     "droq.py": ["--learning-starts", "64", "--batch-size", "32", "--hidden", "32", "32"],
 }
@@ -130,6 +130,10 @@ def play_checkpoint(path: Path, out: Path) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+def evaluate_checkpoint_policy(policy: str, out: Path) -> dict:
+    return evaluate_checkpoint(Path(policy), out)
+
+
 def evaluate_checkpoint(path: Path, out: Path) -> dict:
     proc = subprocess.run(
         [
@@ -157,7 +161,9 @@ def test_ppo_residual_checkpoint_evaluates(tmp_path):
     summary = train_tiny("ppo.py", tmp_path / "run", "--residual")
     row = evaluate_checkpoint(tmp_path / "run" / "model.pt", tmp_path / "eval")
     assert row["f1"] == pytest.approx(summary["eval"]["f1"])
-    assert row["f1"] > 0.3  # the sight-reader's nominal plays the scale
+    # 128 steps barely move the residual: the checkpoint plays as its nominal, the sight-reader.
+    sight_reader = evaluate_checkpoint_policy("sight-reader", tmp_path / "sr")
+    assert row["f1"] == pytest.approx(sight_reader["f1"], abs=0.05) and sight_reader["f1"] > 0.8
 
 
 def test_droq_residual_trains_and_plays(tmp_path):
@@ -257,3 +263,174 @@ def test_killed_plain_run_resumes_to_the_same_weights(tmp_path, script):
     else:
         row = evaluate_checkpoint(killed / "model.pt", tmp_path / "eval")
         assert row["f1"] == pytest.approx(summary["eval"]["f1"])
+
+
+# -- what a new user hit (issue 18) -------------------------------------------------------------
+
+
+def _script_proc(script: str, *args: str, env: dict | None = None, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "baselines" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("script", ["ppo.py", "droq.py"])
+def test_unknown_env_id_is_one_line_not_a_traceback(script):
+    proc = _script_proc(script, "--env-id", "PianoMime-Nope-v0", "--no-progress")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "'PianoMime-Nope-v0' is not registered" in proc.stderr
+
+
+def test_missing_torch_is_one_line_naming_the_extra(tmp_path):
+    # A torch that fails to import, first on the path: what a quickstart-only user has.
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ModuleNotFoundError('no torch here')")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    proc = _script_proc("ppo.py", "--no-progress", env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert ".[train]" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("script", ["ppo.py", "droq.py"])
+def test_scripts_run_under_cprofile(tmp_path, script):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cProfile",
+            "-o",
+            str(tmp_path / "p.out"),
+            str(ROOT / "baselines" / script),
+            "--help",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--total-timesteps" in proc.stdout
+
+
+def test_help_reflows_hard_wrapped_docstrings():
+    proc = _script_proc("ppo.py", "--help", env={**__import__("os").environ, "COLUMNS": "200"})
+    assert proc.returncode == 0
+    # At 200 columns the sentence fits on one line; the source's hard wrap is not kept.
+    assert "(None: the same as --residual-scale)" in proc.stdout
+
+
+def test_droq_below_learning_starts_warns_and_records_zero_updates(tmp_path):
+    pytest.importorskip("torch")
+    proc = _script_proc(
+        "droq.py",
+        "--env-id",
+        f"PianoMime-{TINY_SONG}-v0",
+        "--total-timesteps",
+        "40",
+        "--learning-starts",
+        "5000",
+        "--eval-every",
+        "-1",
+        "--no-progress",
+        "--hidden",
+        "16",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no gradient update" in proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["updates"] == 0 and summary["global_step"] == 40
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["ppo.py", "droq.py"])
+def test_sigterm_before_the_first_step_checkpoint_leaves_a_resumable_run(tmp_path, script):
+    """With the step cadence far away, SIGTERM still writes resume.pt (and exits 143), and
+    --resume continues from it; summary.json keeps training and evaluation time apart."""
+    torch = pytest.importorskip("torch")
+    run = tmp_path / "run"
+    args = [
+        "--env-id",
+        f"PianoMime-{TINY_SONG}-v0",
+        "--num-envs",
+        "1",
+        "--eval-every",
+        "0",
+        "--checkpoint-every",
+        "1000000",
+        "--checkpoint-every-s",
+        "0",
+        "--no-progress",
+        "--run-dir",
+        str(run),
+        *TINY[script],
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "baselines" / script), *args, "--total-timesteps", "1000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 180
+    while not list(run.glob("events.out.tfevents.*")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(4.0)  # inside the training loop (the first evaluation runs in a second)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-3000:]
+    state = torch.load(run / "resume.pt", weights_only=False)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by_signal"] == signal.SIGTERM and not summary["final"]
+    assert summary["global_step"] == state["global_step"] > 0
+    assert summary["train_s"] > 0 and summary["eval_s"] > 0
+    assert summary["wall_s"] == pytest.approx(summary["train_s"] + summary["eval_s"])
+    total = str(state["global_step"] + 64)
+    run_script(script, "--resume", str(run), "--total-timesteps", total)
+    resumed = json.loads((run / "summary.json").read_text())
+    assert resumed["final"] and resumed["global_step"] >= int(total)
+    assert resumed["evals"][0]["global_step"] == 0
+
+
+def test_record_eval_logs_the_piano_roll_to_tensorboard(tmp_path):
+    pytest.importorskip("torch")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    summary = train_tiny("ppo.py", tmp_path / "run", "--record-eval", "pianoroll")
+    tags = EventAccumulator(str(tmp_path / "run")).Reload().Tags()
+    assert "eval/pianoroll" in tags["images"]
+    assert {"eval/f1", "eval/note_f1"} <= set(tags["scalars"])
+    rolls = sorted((tmp_path / "run" / "eval").glob("*-pianoroll.png"))
+    assert len(rolls) == len(summary["evals"]) == 2  # before training and at the end
+
+
+def test_evaluate_reports_a_bad_song_and_plays_the_rest(tmp_path):
+    bad = tmp_path / "broken.mid"
+    bad.write_bytes(b"MThd not really a MIDI file")
+    proc = _script_proc(
+        "evaluate.py",
+        "--songs",
+        "CMajorChordProgressionTwoHands",
+        str(bad),
+        "--policy",
+        "idle",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"not evaluated: {bad}" in proc.stderr
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["song"] for r in result["rows"]] == ["CMajorChordProgressionTwoHands"]
+    assert list(result["failed"]) == [str(bad)]

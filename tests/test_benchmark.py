@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from pianomime_env.benchmark import run_benchmark
+from pianomime_env.app.benchmark import run_benchmark
 
 
 def test_benchmark_ratios_and_breakdown(tmp_path):

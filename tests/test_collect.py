@@ -1,4 +1,4 @@
-"""pianomime_env.collect: real rollouts of the sight-reader into real Minari datasets."""
+"""pianomime_env.collection.collect: real rollouts of the sight-reader into real Minari datasets."""
 
 from __future__ import annotations
 
@@ -14,14 +14,10 @@ import pytest
 
 pytest.importorskip("minari")
 
-from pianomime_env import collect as collect_lib  # noqa: E402
-from pianomime_env.collect import (  # noqa: E402
-    collect,
-    episode_seed,
-    resolve_songs,
-    segment_bounds,
-)
-from pianomime_env.env import PianoMimeEnv  # noqa: E402
+from pianomime_env.collection import collect as collect_lib  # noqa: E402
+from pianomime_env.collection.collect import collect, episode_seed, segment_bounds  # noqa: E402
+from pianomime_env.envs.piano import PianoMimeEnv  # noqa: E402
+from pianomime_env.music.sources import resolve_songs  # noqa: E402
 
 SHORT = "CMajorChordProgressionTwoHands"  # 81 steps
 
@@ -77,7 +73,7 @@ def test_resolve_songs(tmp_path, tiny_midi):
 
 def test_resolve_corpus_query():
     pytest.importorskip("music21")
-    from pianomime_env.songs import SongError
+    from pianomime_env.music.songs import SongError
 
     songs = resolve_songs(["corpus:bach:bach/bwv66.6"])
     assert songs == ["music21:bach/bwv66.6"]
@@ -206,7 +202,7 @@ def test_filter_and_segments(minari_root):
 @pytest.mark.slow
 def test_killed_collection_resumes_to_the_same_dataset(minari_root, tiny_midi):
     songs = [SHORT, str(tiny_midi), "TwinkleTwinkleRousseau"]
-    cmd = [sys.executable, "-m", "pianomime_env.cli", "collect", "--dataset", "pm/resume-v0"]
+    cmd = [sys.executable, "-m", "pianomime_env.app.cli", "collect", "--dataset", "pm/resume-v0"]
     cmd += ["--songs", *songs, "--episodes", "2", "--noise", "0.05", "--workers", "1"]
     shards = minari_root / ".pianomime-collect" / "pm__resume-v0" / "shards"
     proc = subprocess.Popen(
@@ -230,7 +226,7 @@ def test_killed_collection_resumes_to_the_same_dataset(minari_root, tiny_midi):
 
 
 def test_cli_collect(minari_root, capsys):
-    from pianomime_env.cli import main
+    from pianomime_env.app.cli import main
 
     main(["collect", "--songs", SHORT, "--dataset", "cli-v0", "--episodes", "1", "--workers", "1"])
     out = capsys.readouterr().out

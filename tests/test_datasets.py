@@ -1,4 +1,4 @@
-"""pianomime_env.datasets: loading collected Minari datasets, info, and atomic writing."""
+"""pianomime_env.learning.datasets: loading collected Minari datasets, info, and atomic writing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("minari")
 
-from pianomime_env.collect import collect  # noqa: E402
-from pianomime_env.datasets import (  # noqa: E402
+from pianomime_env.collection.collect import collect  # noqa: E402
+from pianomime_env.envs.piano import PianoMimeEnv  # noqa: E402
+from pianomime_env.learning.datasets import (  # noqa: E402
     check_observation_layout,
     dataset_info,
     episode_metadata,
@@ -17,7 +18,6 @@ from pianomime_env.datasets import (  # noqa: E402
     load_windows,
     write_dataset,
 )
-from pianomime_env.env import PianoMimeEnv  # noqa: E402
 
 SHORT = "CMajorChordProgressionTwoHands"
 
@@ -115,7 +115,7 @@ def test_info_and_histogram(dataset, tmp_path):
 
 
 def test_cli_dataset_info(dataset, tmp_path, capsys):
-    from pianomime_env.cli import main
+    from pianomime_env.app.cli import main
 
     main(["dataset", "info", dataset, "--histogram", str(tmp_path / "h.png")])
     out = capsys.readouterr().out
@@ -146,7 +146,7 @@ def test_write_is_all_or_nothing(dataset):
         yield [good]
         raise RuntimeError("worker crashed mid-write")
 
-    from pianomime_env.datasets import datasets_root
+    from pianomime_env.learning.datasets import datasets_root
 
     with pytest.raises(RuntimeError, match="mid-write"):
         write_dataset("pm/partial-v0", batches(), env_spec=ds.env_spec)

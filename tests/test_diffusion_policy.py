@@ -44,9 +44,11 @@ def test_diffusion_policy_trains_plays_and_resumes(data_env, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 60 and summary["final"]
     assert [e["global_step"] for e in summary["evals"]] == [40, 60]
-    assert 0.0 <= summary["eval"]["note_f1"] <= 1.0
+    assert summary["eval"]["f1"] == summary["eval"]["songs"]["TwinkleTwinkleLittleStar"]
+    assert summary["train_s"] > 0 and summary["eval_s"] > 0 and summary["parameters"] > 0
+    assert summary["steps_per_s"] == pytest.approx(60 / summary["train_s"])
 
-    from pianomime_env.policies import load_checkpoint
+    from pianomime_env.learning.policies import load_checkpoint
 
     ckpt = load_checkpoint(run_dir / "model.pt")
     assert ckpt["algorithm"] == "diffusion-policy" and ckpt["actor"]["kind"] == "unet"
@@ -67,11 +69,13 @@ def test_diffusion_policy_residual_goal_encoder_receding_horizon(data_env, tmp_p
     args += ["--residual", "--goal-encoder", "train", "--goal-encoder-steps", "30"]
     proc = run("diffusion_policy.py", [*args, "--run-dir", str(run_dir)], data_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # The residual rides on the sight-reader (bounded, zero labels): it plays what it plays.
     metrics = play(run_dir / "model.pt", "CMajorScaleOneHand", tmp_path / "play", data_env)
-    assert metrics["f1"] > 0.4  # the residual rides on the sight-reader (F1 ~0.78 here)
+    reader = play("sight-reader", "CMajorScaleOneHand", tmp_path / "play_sr", data_env)
+    assert metrics["f1"] == pytest.approx(reader["f1"], abs=0.05)
 
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.policies import load_policy
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.policies import load_policy
 
     env = PianoMimeEnv("CMajorScaleOneHand")
     policy = load_policy(run_dir / "model.pt", env)
@@ -102,7 +106,7 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 30 and summary["evals"][-1]["global_step"] == 30
 
-    from pianomime_env.policies import load_checkpoint
+    from pianomime_env.learning.policies import load_checkpoint
 
     ckpt = load_checkpoint(run_dir / "model.pt")
     assert ckpt["actor"]["act_dim"] == 31 and ckpt["action_norm"] is None
@@ -112,8 +116,8 @@ def test_diffusion_policy_two_level_plans_targets_level_two_every_step(
     # (`pianomime play --policy` of a two-level checkpoint: tests/test_bc.py; the evaluation
     # above played this one through load_policy.)
 
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.policies import load_policy
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.policies import load_policy
 
     env = PianoMimeEnv("CMajorScaleOneHand")
     policy = load_policy(run_dir / "model.pt", env)

@@ -11,8 +11,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import pianomime_env
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.songs import BUILTIN_SONGS, SongError
+from pianomime_env.envs.piano import PianoMimeEnv
+from pianomime_env.music.songs import BUILTIN_SONGS, SongError
 from tests.conftest import random_actions, rollout
 
 
@@ -315,7 +315,7 @@ def test_song_end_modes():
 
 def test_instability_is_reported_every_time(recwarn, tmp_path, monkeypatch):
     """MuJoCo's silent state reset (mjWARN_BADQACC) shows in info and as a warning, each step."""
-    from pianomime_env.env import PhysicsInstabilityWarning
+    from pianomime_env.envs.piano import PhysicsInstabilityWarning
 
     monkeypatch.chdir(tmp_path)  # MuJoCo appends its warnings to ./MUJOCO_LOG.TXT
     env = PianoMimeEnv("CMajorScaleOneHand")
@@ -376,7 +376,7 @@ def test_physics_state_continues_in_a_copy():
     """A pickled copy reset to another env's physics state and step steps exactly as it does."""
     import pickle
 
-    from pianomime_env.sightreader import SightReader
+    from pianomime_env.control.sightreader import SightReader
 
     env = PianoMimeEnv("CMajorChordProgressionTwoHands")
     obs, _ = env.reset(seed=0)

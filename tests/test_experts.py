@@ -1,4 +1,4 @@
-"""pianomime_env.experts: the sight-reader, checkpoints, and per-song residual experts."""
+"""pianomime_env.collection.experts: the sight-reader, checkpoints, and per-song residual experts."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.experts import ExpertError, expert_label, make_expert
-from pianomime_env.sightreader import SightReader
+from pianomime_env.collection.experts import ExpertError, expert_label, make_expert
+from pianomime_env.control.sightreader import SightReader
+from pianomime_env.envs.piano import PianoMimeEnv
 
 SHORT = "CMajorChordProgressionTwoHands"
 
@@ -28,7 +28,7 @@ def test_sight_reader_expert_is_the_sight_reader():
 
 
 def test_lookahead_expert_plays_an_episode():
-    from pianomime_env.lookahead import LookaheadSightReader
+    from pianomime_env.control.lookahead import LookaheadSightReader
 
     env = PianoMimeEnv(SHORT, trim_silence=True)
     expert = make_expert("sight-reader-lookahead", env)
@@ -59,8 +59,8 @@ def test_residual_ppo_expert_trains_then_its_checkpoint_is_an_expert(tmp_path, m
     and the saved model.pt, given as a PATH expert, plays the same episodes."""
     pytest.importorskip("torch")
     pytest.importorskip("minari")
-    from pianomime_env.collect import collect
-    from pianomime_env.datasets import episode_metadata, load_dataset
+    from pianomime_env.collection.collect import collect
+    from pianomime_env.learning.datasets import episode_metadata, load_dataset
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     work = tmp_path / "work"

@@ -21,8 +21,8 @@ def test_missing_module_names_the_extra(monkeypatch):
 
 
 def test_every_guard_uses_it(monkeypatch):
-    from pianomime_env import datasets, policies
     from pianomime_env.demos import keyboard
+    from pianomime_env.learning import datasets, policies
 
     for module, guard, extra in [
         ("torch", policies.require_torch, "train"),

@@ -12,7 +12,7 @@ import pytest
 from dm_control.utils.rewards import tolerance
 
 import pianomime_env  # noqa: F401
-from pianomime_env import fingering as fl
+from pianomime_env.music.sources import load_song
 from pianomime_env.rewards import (
     REWARD_TERMS,
     EpisodeContext,
@@ -20,7 +20,7 @@ from pianomime_env.rewards import (
     build_terms,
     reward_term_factory,
 )
-from pianomime_env.songs import load_song
+from pianomime_env.rewards import fingering as fl
 
 SONG = "TwinkleTwinkleRousseau"
 ENV_ID = f"PianoMime-{SONG}-v0"
@@ -267,8 +267,8 @@ def test_fingering_in_env_matches_robopianist():
 
     warnings.filterwarnings("ignore")
     suite = pytest.importorskip("robopianist.suite")
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.sightreader import SightReader
+    from pianomime_env.control.sightreader import SightReader
+    from pianomime_env.envs.piano import PianoMimeEnv
 
     rp = suite.load(
         f"RoboPianist-debug-{SONG}-v0", task_kwargs=dict(n_steps_lookahead=10, trim_silence=True)

@@ -1,4 +1,4 @@
-"""pianomime_env.generalist: features, normalization, the temporal U-Net, imitation data from a
+"""pianomime_env.learning.generalist: features, normalization, the temporal U-Net, imitation data from a
 collected dataset (layout check, residual labels by exact replay)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pianomime_env.generalist import Normalizer, build_actor, features  # noqa: E402
-from pianomime_env.policies import PolicyError  # noqa: E402
+from pianomime_env.learning.generalist import Normalizer, build_actor, features  # noqa: E402
+from pianomime_env.learning.policies import PolicyError  # noqa: E402
 
 LAYOUT = [["goal", [11, 89]], ["piano_state", [88]], ["sustain_state", [1]]]
 
@@ -32,7 +32,7 @@ def test_normalizers_round_trip_and_constant_dims():
 
 
 def test_features_raw_and_encoded():
-    from pianomime_env.goal_encoder import GoalAutoencoder
+    from pianomime_env.learning.goal_encoder import GoalAutoencoder
 
     obs = {"goal": np.zeros((11, 89)), "piano_state": np.ones(88), "sustain_state": np.ones(1)}
     f = features(obs, LAYOUT)
@@ -61,8 +61,8 @@ def test_temporal_unet_shapes():
 
 def test_imitation_data_layout_check_and_residual_replay(tmp_path, monkeypatch):
     pytest.importorskip("minari")
-    from pianomime_env.collect import collect
-    from pianomime_env.generalist import load_imitation_data
+    from pianomime_env.collection.collect import collect
+    from pianomime_env.learning.generalist import load_imitation_data
 
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     collect("test/one-v0", ["CMajorScaleOneHand"], episodes=1, noise=0.1, workers=1)
@@ -87,9 +87,9 @@ def test_two_level_labels_are_next_fingertips_and_executed_actions(tmp_path, mon
     2's labels the executed (noisy) actions, and those actions really produce those
     fingertips (replayed from the episode's seed and options)."""
     pytest.importorskip("minari")
-    from pianomime_env.collect import collect
-    from pianomime_env.datasets import episode_metadata, load_dataset
-    from pianomime_env.generalist import (
+    from pianomime_env.collection.collect import collect
+    from pianomime_env.learning.datasets import episode_metadata, load_dataset
+    from pianomime_env.learning.generalist import (
         dataset_env,
         load_imitation_data,
         low_level_features,

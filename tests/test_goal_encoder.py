@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pianomime_env.goal_encoder import (
+from pianomime_env.learning.goal_encoder import (
     N_KEYS,
     encode_goal,
     key_positions,
@@ -66,7 +66,7 @@ def test_autoencoder_learns_the_sdf_and_round_trips(tmp_path):
     pytest.importorskip("torch")
     import torch
 
-    from pianomime_env.goal_encoder import (
+    from pianomime_env.learning.goal_encoder import (
         GoalAutoencoder,
         load_goal_autoencoder,
         save_goal_autoencoder,

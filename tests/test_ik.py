@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pianomime_env import scene
-from pianomime_env.ik import HandIK
+from pianomime_env.sim import scene
+from pianomime_env.sim.ik import HandIK
 
 
 @pytest.fixture(scope="module")

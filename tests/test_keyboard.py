@@ -18,13 +18,13 @@ from pianomime_env.demos.keyboard import (  # noqa: E402
     keyboard_layout,
     project_points,
 )
-from pianomime_env.scene import SceneIndex, load_model  # noqa: E402
+from pianomime_env.sim.scene import SceneIndex, load_model  # noqa: E402
 
 W, H = 640, 480
 
 
 def _render(camera: str, hands: bool):
-    from pianomime_env.render import SceneRenderer, resolve_camera
+    from pianomime_env.sim.render import SceneRenderer, resolve_camera
 
     model = load_model()
     index = SceneIndex.from_model(model)
@@ -80,7 +80,7 @@ def test_project_points_agree_with_mujocos_renderer(camera):
         model.body_pos[b, 2] += 3.0
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    from pianomime_env.render import resolve_camera
+    from pianomime_env.sim.render import resolve_camera
 
     cid = resolve_camera(model, camera)
     try:

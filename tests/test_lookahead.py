@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.lookahead import LookaheadSightReader
-from pianomime_env.metrics import onset_prf
-from pianomime_env.sightreader import SightReader
+from pianomime_env.control.lookahead import LookaheadSightReader
+from pianomime_env.control.sightreader import SightReader
+from pianomime_env.envs.piano import PianoMimeEnv
+from pianomime_env.music.metrics import onset_prf
 
 SONG = "CMajorChordProgressionTwoHands"
 

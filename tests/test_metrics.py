@@ -1,4 +1,4 @@
-"""Tests for pianomime_env.metrics."""
+"""Tests for pianomime_env.music.metrics."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import types
 import numpy as np
 import pytest
 
-from pianomime_env import metrics
-from pianomime_env.metrics import (
+from pianomime_env.music import metrics
+from pianomime_env.music.metrics import (
     EpisodeRecorder,
     evaluate,
     note_onsets,

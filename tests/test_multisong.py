@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from pianomime_env.multisong import MultiSongEnv
+from pianomime_env.envs.multisong import MultiSongEnv
 
 SONGS = ["CMajorScaleOneHand", "CMajorChordProgressionTwoHands"]
 
@@ -25,7 +25,7 @@ def test_songs_segments_and_seeds():
         while not (term or trunc):
             obs, _, term, trunc, info = env.step(env.action_space.sample())
             steps += 1
-        assert 0.0 <= info["metrics"]["f1"] <= 1.0
+        assert info["metrics"]["note_f1"] < 0.5  # random actions do not play the window
         assert steps == 12 and info["song"] == drawn[-1][0]
     assert {s for s, _ in drawn} == set(SONGS)  # both songs come up
     again = [env.reset(seed=k)[1] for k in range(6)]
@@ -53,19 +53,14 @@ def test_residual_plans_once_per_song_and_registers():
 def test_residual_wrapper_config_builds_the_residual_multi_song_env():
     """env_make_kwargs turns a residual wrapper config into MultiSongEnv's own residual
     settings; wrap_env then keeps the env, whose observation layout is ResidualIK's on one song."""
+    from pianomime_env.control.residual import ResidualIK
     from pianomime_env.demos import from_midi
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.policies import (
-        PolicyError,
-        env_make_kwargs,
-        is_multi_song,
-        observation_layout,
-        wrap_env,
-    )
-    from pianomime_env.wrappers import ResidualIK
+    from pianomime_env.envs.making import env_make_kwargs, is_multi_song, wrap_env
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.policies import observation_layout
 
     wrapper = {"residual": True, "residual_scale": 0.02, "finger_residual_scale": 0.1}
-    env_id = "pianomime_env.multisong:PianoMime-MultiSong-v0"
+    env_id = "PianoMime-MultiSong-v0"
     assert is_multi_song(env_id) and not is_multi_song("PianoMime-CMajorScaleOneHand-v0")
     kwargs = env_make_kwargs(env_id, {"songs": SONGS, "segment_steps": 5}, wrapper)
     assert kwargs["residual"] and kwargs["finger_residual_scale"] == 0.1
@@ -77,7 +72,7 @@ def test_residual_wrapper_config_builds_the_residual_multi_song_env():
     env.reset(seed=0)
     np.testing.assert_allclose(env.unwrapped.current.residual_bound, one.residual_bound)
     plain = gym.make(env_id, songs=SONGS, segment_steps=5)
-    with pytest.raises(PolicyError, match="residual=True"):
+    with pytest.raises(ValueError, match="residual=True"):
         wrap_env(plain, wrapper)
     assert env_make_kwargs("PianoMime-CMajorScaleOneHand-v0", {}, wrapper) == {}
 
@@ -95,7 +90,7 @@ def test_ppo_trains_across_songs(tmp_path, residual):
     root = Path(__file__).resolve().parents[1]
     kwargs = json.dumps({"songs": SONGS, "segment_steps": 40})
     cmd = [sys.executable, str(root / "baselines" / "ppo.py"), "--env-id"]
-    cmd += ["pianomime_env.multisong:PianoMime-MultiSong-v0", "--env-kwargs", kwargs]
+    cmd += ["PianoMime-MultiSong-v0", "--env-kwargs", kwargs]
     cmd += ["--num-envs", "1", "--num-steps", "64", "--total-timesteps", "128"]
     cmd += ["--eval-every", "0", "--run-dir", str(tmp_path / "ppo"), "--no-progress"]
     if residual:
@@ -103,10 +98,15 @@ def test_ppo_trains_across_songs(tmp_path, residual):
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "ppo" / "summary.json").read_text())
-    assert summary["global_step"] == 128 and 0.0 <= summary["eval"]["f1"] <= 1.0
+    assert summary["global_step"] == 128
+    if residual:  # 128 steps barely move a residual: it still plays as the sight-reader
+        assert summary["eval"]["f1"] == pytest.approx(summary["evals"][0]["f1"], abs=0.05)
+        assert summary["evals"][0]["f1"] > 0.5
+    else:  # a from-scratch policy this young presses next to nothing
+        assert summary["eval"]["note_f1"] < 0.2
 
-    from pianomime_env.env import PianoMimeEnv
-    from pianomime_env.policies import load_checkpoint, load_policy
+    from pianomime_env.envs.piano import PianoMimeEnv
+    from pianomime_env.learning.policies import load_checkpoint, load_policy
 
     env = PianoMimeEnv("TwinkleTwinkleLittleStar")
     policy = load_policy(tmp_path / "ppo" / "model.pt", env)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pianomime_env import scene
 from pianomime_env.demos import from_midi
-from pianomime_env.demos.planner import MAX_HOVER_SPEED, key_geometry
-from pianomime_env.songs import BUILTIN_SONGS, load_song
+from pianomime_env.demos.coverage import plan_coverage
+from pianomime_env.demos.planner import MAX_HOVER_SPEED, MAX_JUMP_SPEED, key_geometry
+from pianomime_env.music.songs import BUILTIN_SONGS
+from pianomime_env.music.sources import load_song
+from pianomime_env.sim import scene
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,11 @@ def test_planner_builtin(name, geo):
         assert len(f) == len(set(f.tolist()))
     assert np.isfinite(demo.fingertips).all() and np.isfinite(demo.wrists).all()
     step = np.linalg.norm(np.diff(demo.fingertips, axis=0), axis=-1)
-    assert step.max() <= MAX_HOVER_SPEED + 1e-5
+    # v4 lets hovering fingers follow a hand jump (MAX_JUMP_SPEED); v3 kept MAX_HOVER_SPEED.
+    assert step.max() <= MAX_JUMP_SPEED + 1e-5
+    old = from_midi(name, planner="v3")
+    assert np.linalg.norm(np.diff(old.fingertips, axis=0), axis=-1).max() <= MAX_HOVER_SPEED + 1e-5
+    assert old.source == "score:planner-v3"
     # Feasible spans (of the planner's own fingering; annotated human fingerings may stretch
     # further): keys one hand strikes together fit under a spread hand (0.2 m).
     own = from_midi(name, use_score_fingering=False)
@@ -61,7 +67,7 @@ def test_planner_builtin(name, geo):
                 span = np.ptp(geo.center[keys, 1])
                 too_wide += span > 0.2  # chords struck together
     assert too_wide <= 0.01 * len(sounding), (name, too_wide)
-    assert demo.source == "score:planner-v3"
+    assert demo.source == "score:planner-v4"
 
 
 def test_planner_holds_finger_on_held_key():
@@ -134,3 +140,63 @@ def test_planner_follows_score_thumbs_on_white_keys(geo):
     thumb = own.fingering[tt, kk] % 5 == 0
     on_black = geo.is_black[kk[thumb]]
     assert (~on_black).sum() > max(1.5 * on_black.sum(), 10)
+
+
+def test_plan_coverage_hand_built():
+    """Coverage counts goal key-steps with a finger; the misses are split by where they lie."""
+    keys = np.zeros((8, 88))
+    keys[1:7, 10] = 1  # a note of 6 steps: fingered 2..4 -> 1 before, 2 after release
+    keys[2:4, 20] = 1  # a note never fingered
+    keys[0:4, 30] = 1  # fingered 0 and 3: a gap of 2
+    fing = np.full((8, 88), -1, np.int8)
+    fing[2:5, 10] = 3
+    fing[[0, 3], 30] = 7
+    fing[7, 40] = 1  # a fingered step that is not a goal step
+    c = plan_coverage(fing, keys)
+    assert (c.goal, c.covered) == (12, 5)
+    assert (c.before_finger, c.after_release, c.gap, c.never, c.extra) == (1, 2, 2, 2, 1)
+    assert c.fraction == pytest.approx(5 / 12)
+    assert c.f1_ceiling == pytest.approx(2 * (5 / 12) / (1 + 5 / 12))
+    traj = load_song("CMajorScaleOneHand").to_trajectory(0.05)
+    demo = from_midi(traj)
+    assert (
+        plan_coverage(demo, traj.keys).fraction == plan_coverage(demo.fingering, traj.keys).fraction
+    )
+
+
+def test_v4_keeps_a_held_note_held_across_a_hand_move():
+    """C4 held by the thumb while the line climbs to C5 with the little finger: the hand
+    moves (3.5 cm) while C4 is down. v4 keeps C4's finger on it to its end; v3 let it go
+    when the hand started moving."""
+    from pianomime_env.music.songs import Song
+
+    song = Song(
+        "held",
+        pitch=[60, 62, 64, 65, 67, 72],
+        start=[0.0, 0.5, 1.0, 1.5, 2.0, 2.5],
+        end=[3.0, 1.0, 1.5, 2.0, 2.5, 3.0],
+        velocity=[80] * 6,
+        fingering=[0, 1, 2, 3, 4, 4],
+    )
+    traj = song.to_trajectory(0.05)
+    k = 60 - 21
+    goal = traj.keys[:, k] > 0.5
+    v4 = from_midi(traj, follow_score_fingers=True)
+    v3 = from_midi(traj, follow_score_fingers=True, planner="v3")
+    # The hand does move while C4 is held (its wrist target shifts by > 3 cm) ...
+    held_steps = np.flatnonzero(goal)
+    assert np.ptp(v4.wrists[held_steps, 0, 1]) > 0.03
+    # ... and only v4 keeps the thumb on C4, at its press point, for every goal step.
+    assert np.all(v4.fingering[goal, k] == 0)
+    assert (v3.fingering[goal, k] >= 0).sum() < goal.sum()
+    press = v4.fingertips[held_steps, 0, 0]
+    np.testing.assert_allclose(press, np.broadcast_to(press[0], press.shape), atol=1e-6)
+    # G4, under the little finger that must leave for C5, is the only note cut (4 steps, at
+    # the move's start); v3 also cut C4 (14 steps).
+    c4, c3 = plan_coverage(v4, traj.keys), plan_coverage(v3, traj.keys)
+    assert c4.after_release == 4 and c3.after_release > c4.after_release
+
+
+def test_unknown_planner_version():
+    with pytest.raises(ValueError, match="planner"):
+        from_midi("CMajorScaleOneHand", planner="v9")

@@ -1,4 +1,4 @@
-"""pianomime_env.policies: checkpoint format, load_policy on plain and residual checkpoints."""
+"""pianomime_env.learning.policies: checkpoint format, load_policy on plain and residual checkpoints."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
 
-from pianomime_env import policies  # noqa: E402
-from pianomime_env.env import PianoMimeEnv  # noqa: E402
-from pianomime_env.policies import (  # noqa: E402
+from pianomime_env.envs.piano import PianoMimeEnv  # noqa: E402
+from pianomime_env.learning import policies  # noqa: E402
+from pianomime_env.learning.policies import (  # noqa: E402
     PolicyError,
     RunningMeanStd,
     build_mlp,
@@ -155,8 +155,9 @@ def test_rejects_other_observation_layout(tmp_path):
 def test_rejects_files_that_are_not_checkpoints(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_text("not a checkpoint")
-    with pytest.raises(PolicyError, match="not a readable pianomime policy checkpoint"):
+    with pytest.raises(PolicyError, match="not a pianomime policy checkpoint") as err:
         load_policy(bad, PianoMimeEnv(SONG))
+    assert "weights_only" not in str(err.value)  # no advice to unpickle an unknown file
     torch.save({"weights": 1}, bad)
     with pytest.raises(PolicyError, match="not a pianomime policy checkpoint"):
         load_policy(bad, PianoMimeEnv(SONG))
@@ -169,5 +170,5 @@ def test_rejects_files_that_are_not_checkpoints(tmp_path):
 
 def test_without_torch_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
-    with pytest.raises(ImportError, match=r"pip install -e '\.\[train\]'"):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[train\]"'):
         policies.require_torch()

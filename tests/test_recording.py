@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pianomime_env import media
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.recording import RecordPerformance, log_piano_roll
-from pianomime_env.sightreader import SightReader
+from pianomime_env.control.sightreader import SightReader
+from pianomime_env.envs.piano import PianoMimeEnv
+from pianomime_env.media.recording import RecordPerformance, log_piano_roll
 
 
 def run_episode(env, policy, seed=0):

@@ -6,14 +6,14 @@ import mujoco
 import numpy as np
 import pytest
 
-from pianomime_env.scene import SceneIndex, load_model
+from pianomime_env.sim.scene import SceneIndex, load_model
 
 KEY = 39  # C4, in view of the back camera
 
 
 @pytest.fixture(scope="module")
 def scene():
-    from pianomime_env.render import SceneRenderer
+    from pianomime_env.sim.render import SceneRenderer
 
     model = load_model()
     index = SceneIndex.from_model(model)
@@ -71,7 +71,7 @@ def test_legend_and_caption_only_on_frames_wide_enough(scene):
 
 
 def test_unknown_camera_is_named():
-    from pianomime_env.render import resolve_camera
+    from pianomime_env.sim.render import resolve_camera
 
     with pytest.raises(ValueError, match="unknown camera 'nope'"):
         resolve_camera(load_model(), "nope")

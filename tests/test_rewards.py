@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pianomime_env import rewards
-from pianomime_env.env import PianoMimeEnv
+from pianomime_env.envs.piano import PianoMimeEnv
 
 
 def gaussian_tol(distance_outside: float, margin: float) -> float:
@@ -158,8 +158,8 @@ def test_rewards_does_not_import_fingering():
     import sys
 
     code = (
-        "import sys, pianomime_env.rewards as r; assert 'pianomime_env.fingering' not in "
-        "sys.modules; r.reward_term_factory('style'); assert 'pianomime_env.fingering' in "
+        "import sys, pianomime_env.rewards as r; assert 'pianomime_env.rewards.fingering' not in "
+        "sys.modules; r.reward_term_factory('style'); assert 'pianomime_env.rewards.fingering' in "
         "sys.modules"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

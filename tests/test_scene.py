@@ -6,7 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from pianomime_env import scene
+from pianomime_env.sim import scene
 
 
 def test_index_arrays_match_the_model():

@@ -1,4 +1,4 @@
-"""Tests for pianomime_env.songs: exact agreement with RoboPianist + input validation."""
+"""Tests for pianomime_env.music.songs: exact agreement with RoboPianist + input validation."""
 
 from __future__ import annotations
 
@@ -10,18 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pianomime_env import songs
-from pianomime_env.songs import (
+from pianomime_env.music import songs, sources
+from pianomime_env.music.songs import (
     BUILTIN_SONGS,
     MAX_SONG_SECONDS,
     NoteTrajectory,
     Song,
     SongError,
     load_midi,
-    load_song,
-    register_song,
-    registered_songs,
 )
+from pianomime_env.music.sources import load_song, register_song, registered_songs
 
 pretty_midi = pytest.importorskip("pretty_midi")
 
@@ -415,7 +413,7 @@ def test_bad_song_fields():
 
 
 def test_register_song_round_trip(tmp_path, monkeypatch):
-    monkeypatch.setattr(songs, "_REGISTRY", {})
+    monkeypatch.setattr(sources, "_REGISTRY", {})
     path = handmade_midi(tmp_path / "mine.mid")
     register_song("my-song_1", path)
     assert registered_songs() == {"my-song_1": str(path)}
@@ -434,7 +432,7 @@ def test_register_song_round_trip(tmp_path, monkeypatch):
 
 
 def test_register_song_validation(tmp_path, monkeypatch):
-    monkeypatch.setattr(songs, "_REGISTRY", {})
+    monkeypatch.setattr(sources, "_REGISTRY", {})
     for bad in ["", "has space", "a/b", "x.mid", 3]:
         with pytest.raises(SongError, match="name"):
             register_song(bad, "CMajorScaleOneHand")
@@ -452,22 +450,24 @@ def test_register_song_validation(tmp_path, monkeypatch):
 
 def test_import_is_light():
     code = (
-        "import sys, pianomime_env.songs as s; "
+        "import sys, pianomime_env.music.songs as s; "
         "bad = [m for m in ('robopianist', 'note_seq', 'pretty_midi', 'mido', 'music21', "
         "'librosa', 'pandas') if m in sys.modules]; "
-        "s.load_song('NocturneRousseau').to_trajectory(); "
+        "s.load_builtin('NocturneRousseau').to_trajectory(); "
         "bad += [m for m in ('robopianist', 'note_seq', 'pretty_midi', 'music21') "
         "if m in sys.modules]; print(bad)"
     )
-    # Import the module file directly (not the package __init__, owned by other modules).
-    pkg_dir = Path(songs.__file__).parent
+    # Import the module file directly: its parent packages as empty shells (their __init__s
+    # belong to other modules), then songs.py itself.
+    music_dir = Path(songs.__file__).parent
+    code = f"from pathlib import Path; d = Path({str(music_dir)!r}); " + code
     code = code.replace(
-        "import sys, pianomime_env.songs as s",
+        "import sys, pianomime_env.music.songs as s",
         "import sys, importlib.util as u; "
-        f"ps = u.spec_from_file_location('pianomime_env', {str(pkg_dir / '__init__.py')!r}, "
-        f"submodule_search_locations=[{str(pkg_dir)!r}]); "
-        "sys.modules['pianomime_env'] = u.module_from_spec(ps); "
-        f"spec = u.spec_from_file_location('pianomime_env.songs', {str(pkg_dir / 'songs.py')!r}); "
+        "shells = [('pianomime_env', d.parent), ('pianomime_env.music', d)]; "
+        "[sys.modules.setdefault(n, u.module_from_spec(u.spec_from_file_location("
+        "n, f / '__init__.py', submodule_search_locations=[str(f)]))) for n, f in shells]; "
+        f"spec = u.spec_from_file_location('pianomime_env.music.songs', {str(music_dir / 'songs.py')!r}); "
         "s = u.module_from_spec(spec); sys.modules[spec.name] = s; spec.loader.exec_module(s)",
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

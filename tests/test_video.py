@@ -17,7 +17,7 @@ from pianomime_env.demos.video import (  # noqa: E402
     from_video,
     landmarks_to_demonstration,
 )
-from pianomime_env.songs import load_song  # noqa: E402
+from pianomime_env.music.sources import load_song  # noqa: E402
 
 DT = 0.05
 # A synthetic camera: plane (x, y) -> pixels by a known homography (a mild perspective).

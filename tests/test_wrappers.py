@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from pianomime_env.control.residual import ResidualIK, finger_actuators, residual_bounds
 from pianomime_env.demos import from_midi
-from pianomime_env.env import PianoMimeEnv
-from pianomime_env.wrappers import ResidualIK, finger_actuators, residual_bounds
+from pianomime_env.envs.piano import PianoMimeEnv
 
 SONG = "CMajorChordProgressionTwoHands"
 
@@ -116,7 +116,7 @@ def test_env_reset_options_are_validated():
 
 
 def test_zero_residual_plays_like_the_sight_reader():
-    from pianomime_env.sightreader import SightReader
+    from pianomime_env.control.sightreader import SightReader
 
     env = PianoMimeEnv("CMajorScaleOneHand")
     demo = from_midi(env.trajectory, env=env)
@@ -136,7 +136,7 @@ def test_zero_residual_plays_like_the_sight_reader():
         if terminated:
             break
     assert info["metrics"] == direct
-    assert direct["f1"] > 0.5
+    assert direct["f1"] > 0.8  # the sight-reader plays this scale (0.86 at commit time)
 
 
 def test_ik_nominal_option():

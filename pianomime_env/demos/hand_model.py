@@ -61,7 +61,7 @@ class HandModelError(RuntimeError):
 
 def default_hand_model_path() -> Path:
     """``$PIANOMIME_CACHE_DIR/hand_landmarker.task``, else ``~/.cache/pianomime_env/...``."""
-    from pianomime_env.scene import cache_dir
+    from pianomime_env.sim.scene import cache_dir
 
     return cache_dir() / "hand_landmarker.task"
 

@@ -77,7 +77,7 @@ class KeyboardLayout:
         white_x: (back, front) x extent of the white keys; black_x likewise.
         y_range: (low end, high end) of the keyboard along y.
         finger_press_points: (5, 88, 3) the scene's press point of each key per finger
-            (thumb..little), :func:`pianomime_env.scene.key_press_points`.
+            (thumb..little), :func:`pianomime_env.sim.scene.key_press_points`.
     """
 
     key_y: np.ndarray
@@ -98,14 +98,14 @@ class KeyboardLayout:
     def key_press_points(self, finger: int = 2) -> np.ndarray:
         """(88, 3) where finger ``finger`` (0..4, thumb..little; default the middle finger)
         presses each key, on the key top: the scene's one press point definition
-        (:func:`pianomime_env.scene.key_press_points`), shared with the score planner."""
+        (:func:`pianomime_env.sim.scene.key_press_points`), shared with the score planner."""
         return self.finger_press_points[int(finger)].copy()
 
 
 @lru_cache(maxsize=1)
 def keyboard_layout() -> KeyboardLayout:
     """Reads the key geometry from the scene model (keys at rest)."""
-    from pianomime_env.scene import SceneIndex, key_press_points, key_rest_geometry, load_model
+    from pianomime_env.sim.scene import SceneIndex, key_press_points, key_rest_geometry, load_model
 
     model = load_model()
     rest = key_rest_geometry(model, SceneIndex.from_model(model))

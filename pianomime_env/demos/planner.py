@@ -16,16 +16,26 @@
    distance plus per-finger preferences (``FINGER_COST``, ``BLACK_KEY_COST``: the thumb plays
    white keys — five fingers per hand — and no black keys), with held keys kept within reach; a move costs ``MOVE_COST``/m + ``MOVE_FIXED_COST``, more when it
    must happen quickly. Fingers are then matched group by group at those anchors in keyboard
-   order (no crossing with held keys when avoidable). A held key the hand must leave (further
-   than ``RELEASE_REACH`` from its finger's next slot) is released when the hand starts moving.
+   order (no crossing with held keys when avoidable). **v4** (default): a held key stays held
+   through a hand move while it is within ``HOLD_REACH`` of its finger's slot at the new
+   position (the IK keeps a finger 3 cm off its slot within 3 mm); one further away is
+   released when the move starts, and the move starts as late as the measured jump time
+   allows (``JUMP_STEPS``: the sight-reader's forearm PD moves 2 / 10 / 20 / 30 cm in
+   1 / 3 / 5 / 6 steps, ``benchmarks/forearm_jump.py``). **v3** (``planner="v3"``): a held
+   key further than ``RELEASE_REACH`` from its finger's next slot is released when the hand
+   starts moving, ``MOVE_LEAD_STEPS`` before the onset.
 4. **Trajectories**: a finger on a sounding key sits on the key's press point, the scene's one
-   definition (:func:`pianomime_env.scene.key_press_points`, shared with the video pipeline:
+   definition (:func:`pianomime_env.sim.scene.key_press_points`, shared with the video pipeline:
    white keys in front of the black keys, black keys on their front half, z at the key top); a finger whose
    next note starts within ``APPROACH_STEPS`` hovers above that key (it is lifted between repeated
-   notes because the goal has a gap step there); other fingers hover at their slot. Hands move to
-   the next anchor ``MOVE_LEAD_STEPS`` early. Hovering motion is rate-limited to
-   ``MAX_HOVER_SPEED`` m/step so trajectories stay smooth. Key geometry comes from the scene
-   model (key geom positions and sizes).
+   notes because the goal has a gap step there; in v4 not before its previous note ends);
+   other fingers hover at their slot. Hands move to the next anchor at their jump lead (v4:
+   from the song's start at their first position) or ``MOVE_LEAD_STEPS`` early (v3).
+   Hovering motion is rate-limited to ``MAX_JUMP_SPEED`` (v4) or ``MAX_HOVER_SPEED`` (v3)
+   m/step. Key geometry comes from the scene model (key geom positions and sizes).
+
+Plan coverage (the goal key-steps a plan gives a finger) is measured by
+:func:`pianomime_env.demos.coverage.plan_coverage` and ``benchmarks/plan_coverage.py``.
 """
 
 from __future__ import annotations
@@ -36,15 +46,26 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from pianomime_env import scene as scene_lib
 from pianomime_env.demos.format import Demonstration
-from pianomime_env.songs import NoteTrajectory, Song, load_song
+from pianomime_env.music.songs import NoteTrajectory, Song
+from pianomime_env.music.sources import load_song
+from pianomime_env.sim import scene as scene_lib
 
-__all__ = ["from_midi", "KeyGeometry", "key_geometry", "plan_fingering", "PLANNER_SOURCE"]
+__all__ = [
+    "from_midi",
+    "KeyGeometry",
+    "key_geometry",
+    "plan_fingering",
+    "PLANNER_SOURCE",
+    "PLANNER_VERSIONS",
+]
 
-PLANNER_SOURCE = "score:planner-v3"
+PLANNER_SOURCE = "score:planner-v4"
+#: Planner versions ``from_midi(planner=...)`` accepts: v4 (default) keeps a held key through a
+#: hand move while it stays within ``HOLD_REACH`` of its finger, moves timed by ``JUMP_STEPS``;
+#: v3 releases a held key beyond ``RELEASE_REACH`` ``MOVE_LEAD_STEPS`` before every move.
+PLANNER_VERSIONS = ("v4", "v3")
 #: Middle C (MIDI 60) as a key index (A0 = 0): the default hand split.
 MIDDLE_C = 39
 #: Finger slot offsets along the keyboard from the thumb slot (m), thumb..little (right hand;
@@ -88,6 +109,18 @@ MIN_PRESS_STEPS = 2  # a note cut short for a hand move keeps at least this many
 HOVER_HEIGHT = 0.012  # above the key top, while approaching a key (m)
 SLOT_HEIGHT = 0.02  # above the black keys' top, idle fingers (m)
 MAX_HOVER_SPEED = 0.03  # m per control step for fingers not on a key
+#: v4: fastest reliable hand jump, (distance m, control steps) — the sight-reader's forearm
+#: PD (``SightReaderConfig.forearm_kp`` 12, ``forearm_kd`` 0.4) settles within 3 mm of a
+#: jump of up to this distance in that many steps (``benchmarks/forearm_jump.py``); longer
+#: jumps take ``JUMP_STEPS[-1][1] + 1``.
+JUMP_STEPS = ((0.02, 1), (0.10, 3), (0.15, 4), (0.25, 5), (0.30, 6))
+#: v4: a hand starts a move this many steps before its jump time ahead of the onset.
+JUMP_EXTRA_STEPS = 1
+#: v4: a held key this far (m) from its finger's slot at the hand's next anchor is kept held
+#: (the IK puts a finger 3 cm off its slot within 3 mm, the other fingers within 1 mm).
+HOLD_REACH = 0.03
+#: v4: hovering fingers move at most this far per step (the hand jumps as fast as it can).
+MAX_JUMP_SPEED = 0.1
 
 
 @dataclass(frozen=True)
@@ -100,7 +133,7 @@ class KeyGeometry:
         top: (88,) z of each key's top surface.
         is_black: (88,) bool.
         press_point: (88, 3) the scene's press point of each key (white keys in front of the
-            black keys), at the key top: :func:`pianomime_env.scene.key_press_points`.
+            black keys), at the key top: :func:`pianomime_env.sim.scene.key_press_points`.
         black_top: z of the black keys' top (clearance height for idle fingers).
         finger_press_points: (5, 88, 3) the scene's press points per finger (thumb..little).
         black_front: x of the black keys' front edge.
@@ -209,7 +242,7 @@ def _assign_group(
                 total += CROSSING_COST
             options.append((total, fingers))
         if not options:
-            rows, cols = linear_sum_assignment(np.where(dist[:, free] > REACH, 1e3, cost[:, free]))
+            rows, cols = _assignment()(np.where(dist[:, free] > REACH, 1e3, cost[:, free]))
             if dist[rows, np.array(free)[cols]].max() > REACH:
                 continue  # some note is out of the hand's reach with this anchor
             fingers = np.array(free)[cols]
@@ -261,7 +294,7 @@ def _group_cost(
         cost = np.concatenate([cost, held], axis=0)
     if cost.shape[0] > 5:
         return 1e3 * cost.shape[0]
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = _assignment()(cost)
     total = float(cost[rows, cols].sum())
     all_y = np.concatenate([ys, held_ys])
     if _crossed(all_y[rows], cols, hand):
@@ -279,7 +312,11 @@ def _crossed(ys: np.ndarray, fingers: np.ndarray, hand: int) -> bool:
 
 
 def _dp_anchors(
-    groups: list[list[_Note]], hand_notes: list[_Note], hand: int, start: float, geo: KeyGeometry
+    groups: list[list[_Note]],
+    hand_notes: list[_Note],
+    hand: int,
+    start: float,
+    geo: KeyGeometry,
 ) -> list[float]:
     """Anchor per onset group minimizing note-to-slot costs + hand moves over the whole song.
 
@@ -395,6 +432,13 @@ def plan_fingering(
             else:
                 break
         i = j
+    anchors = _plan_hands(notes, geo)
+    return notes, anchors
+
+
+def _plan_hands(notes: list[_Note], geo: KeyGeometry) -> list[list[tuple[int, float]]]:
+    """Per hand: the anchor search over the whole song, then fingers matched group by group
+    (sets ``finger`` on ``notes`` in place). Returns the (step, anchor) changes per hand."""
     anchors: list[list[tuple[int, float]]] = [[], []]
     # Start anchors: thumbs around middle C (each hand's rest position).
     default = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
@@ -440,7 +484,7 @@ def plan_fingering(
             }
             free = [f for f in (2, 1, 3, 4, 0) if f not in used]
             n.finger = free[0] if free else 2
-    return notes, anchors
+    return anchors
 
 
 def _anchor_at(changes: list[tuple[int, float]], t: int, default: float) -> float:
@@ -471,6 +515,7 @@ def from_midi(
     use_score_fingering: bool = True,
     follow_score_fingers: bool = False,
     release_reach: float | None = None,
+    planner: str = "v4",
 ) -> Demonstration:
     """Plans a :class:`Demonstration` for ``song`` from its score alone.
 
@@ -486,8 +531,13 @@ def from_midi(
             other), thumb-unders and crossings included. Off by default: measured worse in
             this simulation (built-in songs F1 0.80 -> 0.76, docs/sightreader.md).
         release_reach: a held key further than this (m) from its finger's slot after a hand
-            move is released when the move starts; default ``RELEASE_REACH``. Larger values
-            hold more notes through moves (and hold the hand back).
+            move is released when the move starts; default ``HOLD_REACH`` (v4) or
+            ``RELEASE_REACH`` (v3). Larger values hold more notes through moves (and hold
+            the hand back).
+        planner: ``"v4"`` (default: hand moves start at the measured jump time before the
+            onset, held keys kept within ``HOLD_REACH``) or ``"v3"`` (the previous plan:
+            moves ``MOVE_LEAD_STEPS`` early, held keys released beyond ``RELEASE_REACH``;
+            played with ``SightReaderConfig(forearm_kp=None)``).
 
     Returns:
         A demonstration with T = number of control steps of the song.
@@ -507,18 +557,24 @@ def from_midi(
         follow_score_fingers=follow_score_fingers and use_score_fingering,
     )
 
-    from pianomime_env.ik import HandIK  # planner-only use of the posture geometry
+    from pianomime_env.sim.ik import HandIK  # planner-only use of the posture geometry
 
     ik = HandIK(model, index)
     rest_tips, rest_wrists = ik.forward(ik.posture)
-    reach = RELEASE_REACH if release_reach is None else float(release_reach)
-    if not reach > 0.0:
+    if planner not in PLANNER_VERSIONS:
+        raise ValueError(f"planner must be one of {PLANNER_VERSIONS}, got {planner!r}")
+    if release_reach is not None and not float(release_reach) > 0.0:
         raise ValueError(f"release_reach must be > 0 (m), got {release_reach!r}")
-    per_finger = _release_for_moves(notes, anchor_changes, geo, reach)
+    if planner == "v3":
+        reach = RELEASE_REACH if release_reach is None else float(release_reach)
+        per_finger = _release_for_moves(notes, anchor_changes, geo, reach)
+    else:
+        reach = HOLD_REACH if release_reach is None else float(release_reach)
+        per_finger = _hold_through_moves(notes, anchor_changes, geo, reach)
     tips, pressing, fingering = _fingertip_trajectories(
-        per_finger, anchor_changes, geo, rest_tips, len(traj)
+        per_finger, anchor_changes, geo, rest_tips, len(traj), hold=planner == "v4"
     )
-    _rate_limit(tips, pressing)
+    _rate_limit(tips, pressing, MAX_JUMP_SPEED if planner == "v4" else MAX_HOVER_SPEED)
     # The wrist follows the mean of the four fingers at the piano posture's offset.
     wrists = tips[:, :, 1:].mean(axis=2) + (rest_wrists - rest_tips[:, 1:].mean(axis=1))[None]
     wrists[:, :, 2] = rest_wrists[:, 2][None, :]
@@ -528,8 +584,42 @@ def from_midi(
         fingering=fingering,
         control_timestep=control_timestep,
         song_name=name,
-        source=PLANNER_SOURCE,
+        source=PLANNER_SOURCE if planner == "v4" else "score:planner-v3",
     )
+
+
+def _hold_through_moves(
+    notes: list[_Note],
+    anchor_changes: list[list[tuple[int, float]]],
+    geo: KeyGeometry,
+    reach: float = HOLD_REACH,
+) -> list[list[list[_Note]]]:
+    """The notes per hand and finger (v4): a held key is released early only when a hand move
+    takes it further than ``reach`` (``HOLD_REACH``) from its finger's slot, at the move's
+    start (its jump lead before the onset: the latest step that lands the onset on time). A
+    finger given a note that starts before its previous one ends (a chord with no free finger)
+    takes the new one: the previous is cut a step before."""
+    default = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
+    starts = [_move_starts(anchor_changes[h], default[h]) for h in (0, 1)]
+    cut = []
+    for n in notes:
+        sign = 1.0 if n.hand == 0 else -1.0
+        y = geo.center[n.key, 1]
+        for move, a in starts[n.hand]:
+            if move >= n.end:
+                break
+            if move > n.start and abs(y - (a + sign * SLOT_OFFSETS[n.finger])) > reach:
+                n = _Note(n.key, n.start, max(n.start + MIN_PRESS_STEPS, move), n.hand, n.finger)
+                break
+        cut.append(n)
+    per_finger: list[list[list[_Note]]] = [[[] for _ in range(5)] for _ in range(2)]
+    for n in sorted(cut, key=lambda m: (m.start, m.key)):
+        lst = per_finger[n.hand][n.finger]
+        if lst and lst[-1].end > n.start:
+            p = lst[-1]
+            lst[-1] = _Note(p.key, p.start, max(p.start + 1, n.start - 1), p.hand, p.finger)
+        lst.append(n)
+    return per_finger
 
 
 def _release_for_moves(
@@ -562,10 +652,12 @@ def _fingertip_trajectories(
     geo: KeyGeometry,
     rest_tips: np.ndarray,
     n_steps: int,
+    hold: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fingertip targets (T, 2, 5, 3) m, pressing flags (T, 2, 5) and fingering (T, 88): idle
     fingers in their slots around the hand's anchor, above the black keys; a finger on a note
-    hovers above its press point for ``APPROACH_STEPS`` and sits on it while the note sounds."""
+    hovers above its press point for ``APPROACH_STEPS`` and sits on it while the note sounds.
+    With ``hold`` (v4) the approach never starts before the finger's previous note ends."""
     # Slot x of each finger from the piano posture: demos look like what the hand can
     # comfortably do. Idle fingers stay in front of the black keys so moving sideways never
     # catches one.
@@ -577,20 +669,27 @@ def _fingertip_trajectories(
     idle_z = geo.black_top + SLOT_HEIGHT
     default_anchor = [float(geo.center[MIDDLE_C, 1]), float(geo.center[MIDDLE_C - 12, 1])]
     for h in (0, 1):
-        anchor_t = np.array(
-            [
-                _anchor_at(anchor_changes[h], t + MOVE_LEAD_STEPS, default_anchor[h])
-                for t in range(n_steps)
-            ]
-        )
+        if hold:
+            anchor_t = _anchor_steps(anchor_changes[h], default_anchor[h], n_steps)
+        else:
+            anchor_t = np.array(
+                [
+                    _anchor_at(anchor_changes[h], t + MOVE_LEAD_STEPS, default_anchor[h])
+                    for t in range(n_steps)
+                ]
+            )
         slots = anchor_t[:, None] + (SLOT_OFFSETS if h == 0 else -SLOT_OFFSETS)[None, :]
         tips[:, h, :, 0] = slot_x[None, :]
         tips[:, h, :, 1] = slots
         tips[:, h, :, 2] = idle_z
         for f in range(5):
+            prev_end = 0
             for n in per_finger[h][f]:
                 p = geo.finger_press_points[n.finger, n.key]
                 a0 = max(0, n.start - APPROACH_STEPS)
+                if hold:
+                    a0 = max(a0, min(prev_end, n.start))
+                prev_end = n.end
                 tips[a0 : n.start, h, f] = p + np.array([0.0, 0.0, HOVER_HEIGHT])
                 tips[n.start : n.end, h, f] = p
                 pressing[n.start : n.end, h, f] = True
@@ -598,13 +697,47 @@ def _fingertip_trajectories(
     return tips, pressing, fingering
 
 
-def _rate_limit(tips: np.ndarray, pressing: np.ndarray) -> None:
+def _jump_lead(distance: float) -> int:
+    """v4: steps before an onset that a hand moving ``distance`` (m) starts its move."""
+    for d, n in JUMP_STEPS:
+        if distance <= d:
+            return n + JUMP_EXTRA_STEPS
+    return JUMP_STEPS[-1][1] + 1 + JUMP_EXTRA_STEPS
+
+
+def _move_starts(changes: list[tuple[int, float]], default: float) -> list[tuple[int, float]]:
+    """v4: (step the hand starts moving, anchor) per anchor change: ``_jump_lead`` of the
+    move's distance before the onset."""
+    out, a = [], default
+    for step, y in changes:
+        out.append((step - (_jump_lead(abs(y - a)) if abs(y - a) > 1e-6 else 0), y))
+        a = y
+    return out
+
+
+def _anchor_steps(changes: list[tuple[int, float]], default: float, n_steps: int) -> np.ndarray:
+    """v4: (T,) the hand's anchor target per step (each move starting at its jump lead; a
+    hand goes to its first position from the start, out of the other hand's way)."""
+    anchor = np.full(n_steps, changes[0][1] if changes else default)
+    for start, y in _move_starts(changes, default):
+        anchor[max(start, 0) :] = y
+    return anchor
+
+
+def _rate_limit(tips: np.ndarray, pressing: np.ndarray, speed: float = MAX_HOVER_SPEED) -> None:
     """In place: a finger holding a key stays on it exactly; everything else (hovering, and
-    the first step of a press) moves at most ``MAX_HOVER_SPEED`` per step."""
+    the first step of a press) moves at most ``speed`` (``MAX_HOVER_SPEED``) per step."""
     for t in range(1, len(tips)):
         step = tips[t] - tips[t - 1]
         norm = np.linalg.norm(step, axis=-1, keepdims=True)
-        scale = np.minimum(1.0, MAX_HOVER_SPEED / np.maximum(norm, 1e-12))
+        scale = np.minimum(1.0, speed / np.maximum(norm, 1e-12))
         limited = tips[t - 1] + step * scale
         held = pressing[t] & pressing[t - 1] & (norm[..., 0] < 1e-9)
         tips[t] = np.where(held[..., None], tips[t], limited)
+
+
+def _assignment():
+    # scipy.optimize takes ~0.5 s to import; load it when the first plan is made, not with the package.
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment

@@ -498,7 +498,7 @@ def from_video(
         ImportError: mediapipe/OpenCV missing (``pip install "pianomime-env[video]"``).
         KeyboardDetectionError: no keyboard found and no corners given.
     """
-    from pianomime_env.songs import load_song
+    from pianomime_env.music.sources import load_song
 
     model = ensure_hand_model(hand_model)  # fail fast, before reading the video
     import_mediapipe()

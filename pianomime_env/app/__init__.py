@@ -1,0 +1,1 @@
+"""The app wing: the ``pianomime`` command (:mod:`.cli`), ``play`` and ``bench``."""
