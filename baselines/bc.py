@@ -67,8 +67,6 @@ continues from the last one with the same minibatches a straight run would have 
 resumed run ends with the same weights (a SIGKILL loses what came after the last checkpoint).
 """
 
-from __future__ import annotations
-
 import json
 import re
 import sys

@@ -54,8 +54,6 @@ RNG), so with the same ``--total-steps`` it ends with a straight run's weights. 
 from where a run of that total would be at this step (higher than where the old one was).
 """
 
-from __future__ import annotations
-
 import copy
 import json
 import sys

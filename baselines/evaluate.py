@@ -12,8 +12,6 @@ Episodes run in parallel worker processes (``--workers``), or as Ray tasks on a 
 (``--ray-address``; one CPU each, named ``evaluate_song[i] <song>``; the distributed extra).
 """
 
-from __future__ import annotations
-
 import json
 import os
 import shlex

@@ -46,5 +46,5 @@ echo "setup: installing pianomime-env ($spec) into .venv"
 quiet_pip install -q -e "$spec"
 .venv/bin/python -c "import pianomime_env" # fail here, not later, if the install is broken
 # Compile the scene once (≈ 3 s each); every later env construction loads it in tens of ms.
-.venv/bin/python -c "from pianomime_env import scene; scene.load_model(); scene.load_model(reduced_action_space=True)"
+.venv/bin/python -c "from pianomime_env.sim import scene; scene.load_model(); scene.load_model(reduced_action_space=True)"
 echo "setup: done (.venv ready)"

@@ -28,3 +28,15 @@ def test_readme_links_and_scripts_exist():
                 target = part.split(")")[0].split("#")[0]  # a page, maybe with an anchor
                 assert (ROOT / "docs" / target).exists(), part
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_docs_describe_the_machine_not_who_ran_it():
+    """A figure's context is the machine, its load and the date, not who measured it."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"other agents|the lead's|a helper's|this session's|first session", re.I)
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    hits = [f"{p.name}: {m.group(0)}" for p in pages for m in pattern.finditer(p.read_text())]
+    assert not hits, hits
