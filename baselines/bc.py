@@ -768,9 +768,12 @@ def run_dagger(bc: BC, args: Args, run: Run, data: ImitationData, encoder: Any) 
             k = int(d["round"])
             if len(d["datasets"]) < k:
                 with run.timer.timed("rollout"):
-                    if not roll_out(bc, args, run, data, stop):
-                        return write_checkpoint(bc, args, run, False, stop.requested)
+                    rolled = roll_out(bc, args, run, data, stop)
+                if not rolled:
+                    return write_checkpoint(bc, args, run, False, stop.requested)
             agg, train_set = training_data(k)
+            if stop.requested is not None:  # arrived while the round's dataset was written
+                return write_checkpoint(bc, args, run, False, stop.requested)
             if not scratch:
                 bc.set_data(train_set)
             elif d["trained_on"] < k:
@@ -792,11 +795,12 @@ def main(args: Args) -> dict:
 
     torch.set_num_threads(args.torch_threads)
     resume = load_resume_state(args.resume) if args.resume is not None else None
+    t0 = time.perf_counter()
+    data = load_data(args)  # before the run directory: a bad dataset leaves nothing behind
     run_dir, saved_args = open_run_dir(args, run_name(args))
     timer = Timer(times_before(resume))
+    timer.add("setup", time.perf_counter() - t0)
     with timer.timed("setup"):
-        t0 = time.perf_counter()
-        data = load_data(args)
         encoder = goal_encoder_for_run(
             args.goal_encoder,
             run_dir,

@@ -666,11 +666,12 @@ def main(args: Args) -> dict:
 
     torch.set_num_threads(args.torch_threads)
     resume = load_resume_state(args.resume) if args.resume is not None else None
+    t0 = time.perf_counter()
+    data = load_data(args)  # before the run directory: a bad dataset leaves nothing behind
     run_dir, saved_args = open_run_dir(args, run_name(args))
     timer = Timer(times_before(resume))
+    timer.add("setup", time.perf_counter() - t0)
     with timer.timed("setup"):
-        t0 = time.perf_counter()
-        data = load_data(args)
         encoder = goal_encoder_for_run(
             args.goal_encoder,
             run_dir,

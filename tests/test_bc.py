@@ -122,8 +122,12 @@ def test_bc_refuses_other_layouts_and_training_songs_as_heldout(data_env, tmp_pa
     assert "observation 'goal'" in proc.stderr and "(6, 89)" in proc.stderr
     proc = run("bc.py", [*common, "--eval-songs", "CMajorScaleOneHand"], data_env)
     assert proc.returncode != 0 and "in the training dataset" in proc.stderr
+    before = set((ROOT / "runs").glob("bc__test-missing*"))
     proc = run("bc.py", ["--dataset", "test/missing-v0", *EVAL], data_env)
     assert proc.returncode != 0 and "no Minari dataset 'test/missing-v0'" in proc.stderr
+    # A refused dataset leaves no run directory behind, named or default.
+    assert not (tmp_path / "x").exists()
+    assert set((ROOT / "runs").glob("bc__test-missing*")) == before
 
 
 def test_bc_two_level_trains_plays_resumes_and_refuses_residual(data_env, tmp_path):

@@ -209,6 +209,8 @@ _STEP_PARTS = {
     ("metrics.py", "record"): "metrics recorder",
 }
 _PHYSICS_CALLS = ("mj_step", "mj_step1", "mj_step2")
+# The file whose ``step`` is the whole (the single-song env); the parts must sum to it.
+_STEP_FILE = "envs/piano.py"
 
 
 def step_breakdown(song: str, actions: np.ndarray) -> dict[str, float]:
@@ -246,7 +248,7 @@ def step_breakdown(song: str, actions: np.ndarray) -> dict[str, float]:
     parts: dict[str, float] = {}
     step_s = 0.0
     for (file, line, name), (_, _, _, cumulative, _) in stats.items():
-        if file.endswith("env.py") and name == "step":
+        if file.endswith(_STEP_FILE) and name == "step":
             step_s += cumulative
         elif name.startswith("<built-in method mujoco") and name.split(".")[-1].rstrip(">") in (
             _PHYSICS_CALLS
