@@ -100,3 +100,40 @@ def test_reader_state_restores():
     a = reader(obs)
     reader.restore(saved)
     np.testing.assert_array_equal(reader(obs), a)
+
+
+def test_a_chooser_replaces_the_rollouts(monkeypatch):
+    """With a chooser no rollout runs: always the default candidate plays exactly as the plain
+    sight-reader, and the chooser's picks are what ``choices`` records."""
+    plain_env = PianoMimeEnv(SONG)
+    plain = SightReader(plain_env)
+    env = PianoMimeEnv(SONG)
+    picks = []
+
+    def chooser(obs, reader):
+        picks.append(reader.env.t)
+        return 0
+
+    la = LookaheadSightReader(env, chooser=chooser)
+    monkeypatch.setattr(la, "rollout_scores", lambda i: pytest.fail("a rollout ran"))
+    obs_a, _ = plain_env.reset(seed=0)
+    obs_b, _ = env.reset(seed=0)
+    plain.reset()
+    la.reset()
+    for _ in range(35):
+        a, b = plain(obs_a), la(obs_b)
+        np.testing.assert_array_equal(a, b)
+        obs_a, *_ = plain_env.step(a)
+        obs_b, *_ = env.step(b)
+    assert picks == [0, 10, 20, 30] and la.choices == [(t, 0) for t in picks]
+    assert la.next_choice_step == 40
+    assert len(la.plans) == len(la.configs)
+
+
+def test_a_chooser_out_of_range_is_refused():
+    env = PianoMimeEnv(SONG)
+    la = LookaheadSightReader(env, chooser=lambda obs, reader: 7)
+    obs, _ = env.reset(seed=0)
+    la.reset()
+    with pytest.raises(ValueError, match="chooser returned candidate 7, expected 0..6"):
+        la(obs)

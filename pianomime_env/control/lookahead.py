@@ -9,13 +9,18 @@ next chunk with the best one (ties: the earlier candidate, the first is the defa
 Nothing is learned: the rollouts use the score and the simulator only, like a player trying a
 passage in their head. It costs about ``len(candidates) * horizon_steps / chunk_steps`` extra env
 steps per step.
+
+With a ``chooser`` (``chooser(obs, reader) -> candidate index``) no rollout is made: the chooser
+picks the candidate of each chunk, e.g. a classifier trained to predict the rollouts' choice
+(:mod:`pianomime_env.learning.chooser`), and the reader costs about what the plain sight-reader
+does.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mujoco
@@ -73,9 +78,12 @@ class LookaheadSightReader:
             window also sees what a choice leaves for the next notes).
         score: what a rollout is judged by: ``"f1"`` (key-steps), ``"note_f1"`` (onsets) or
             ``"both"`` (their sum).
+        chooser: ``chooser(obs, reader) -> int`` picks each chunk's candidate instead of the
+            rollouts (called at the chunk's first step, before its action).
 
     Call :meth:`reset` after ``env.reset()``, then ``action = reader(obs)`` every step.
-    :attr:`choices` lists ``(step, candidate index)`` of the episode so far.
+    :attr:`choices` lists ``(step, candidate index)`` of the episode so far;
+    :attr:`next_choice_step` is the step of the next choice.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class LookaheadSightReader:
         chunk_steps: int = 10,
         horizon_steps: int = 20,
         score: str = "both",
+        chooser: Callable[[Any, LookaheadSightReader], int] | None = None,
     ) -> None:
         u = getattr(env, "unwrapped", env)
         if not 1 <= int(chunk_steps) <= int(horizon_steps):
@@ -99,6 +108,7 @@ class LookaheadSightReader:
         if score not in ("f1", "note_f1", "both"):
             raise ValueError(f"score must be 'f1', 'note_f1' or 'both', got {score!r}")
         self.score = score
+        self.chooser = chooser
         base = config or SightReaderConfig()
         names = {f.name for f in dataclasses.fields(SightReaderConfig)} | {"release_reach"}
         self.configs = []
@@ -146,6 +156,16 @@ class LookaheadSightReader:
     def demo(self) -> Demonstration:
         """The default plan (the first candidate's)."""
         return self._plans[self._plan_of[0]][0].demo
+
+    @property
+    def plans(self) -> list[Demonstration]:
+        """Each candidate's plan (candidates with the same ``release_reach`` share one)."""
+        return [self._plans[r][0].demo for r in self._plan_of]
+
+    @property
+    def next_choice_step(self) -> int:
+        """The env step at which the next candidate is chosen."""
+        return self._next_choice
 
     def reset(self) -> None:
         """Starts a new episode (call after ``env.reset()``)."""
@@ -204,7 +224,13 @@ class LookaheadSightReader:
     def __call__(self, obs: Any) -> np.ndarray:
         t = self.env.t
         if t >= self._next_choice:
-            if len(self.configs) > 1:
+            if self.chooser is not None:
+                best = int(self.chooser(obs, self))
+                if not 0 <= best < len(self.configs):
+                    raise ValueError(
+                        f"chooser returned candidate {best}, expected 0..{len(self.configs) - 1}"
+                    )
+            elif len(self.configs) > 1:
                 scores = [self.rollout_score(i) for i in range(len(self.configs))]
                 best = int(np.argmax(scores))
             else:

@@ -56,6 +56,7 @@ VERSION = 1
 POLICY_LOADERS: dict[str, str] = {
     "bc": "pianomime_env.learning.generalist:GeneralistPolicy",
     "diffusion-policy": "pianomime_env.learning.generalist:GeneralistPolicy",
+    "lookahead-chooser": "pianomime_env.learning.chooser:ChooserPolicy",
 }
 # Env constructor arguments that change what a policy sees or commands; they must match.
 MATTERING_KWARGS = (
