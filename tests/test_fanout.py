@@ -35,6 +35,19 @@ def test_in_process_with_one_worker():
     assert {v[2] for v in out.values()} == {1}
 
 
+def fail_on(x: int, bad: int, progress_position: int | None = None) -> int:
+    if x == bad:
+        raise ValueError(f"task {x} fails")
+    return x
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_tasks_own_exception_is_yielded_in_process_and_in_the_pool(workers):
+    out = dict(run_tasks(fail_on, [(k, (k, 1)) for k in range(3)], workers=workers))
+    assert out[0] == 0 and out[2] == 2
+    assert isinstance(out[1], ValueError) and "task 1 fails" in str(out[1])
+
+
 def test_pool_uses_worker_processes():
     out = dict(run_tasks(square, [(k, (k,)) for k in range(6)], workers=2))
     assert {k: v[0] for k, v in out.items()} == {k: k * k for k in range(6)}

@@ -138,7 +138,11 @@ def _run_local(
 ) -> Iterator[tuple[Hashable, Any]]:
     if workers <= 1 or len(tasks) <= 1:
         for key, args in tasks:
-            yield key, fn(*args, progress_position=1)
+            try:
+                result = fn(*args, progress_position=1)
+            except Exception as exc:  # the task's own failure: reported like a worker's
+                result = exc
+            yield key, result
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
