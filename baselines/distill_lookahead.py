@@ -39,11 +39,18 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from tqdm import tqdm
 
 from pianomime_env.collection.fanout import run_tasks
 from pianomime_env.control.lookahead import DEFAULT_CANDIDATES
 from pianomime_env.extras import require_torch
-from pianomime_env.learning.chooser import FEATURE_NAMES, candidates_payload, record_choices
+from pianomime_env.learning.chooser import (
+    FEATURE_NAMES,
+    ChooserNetwork,
+    candidates_payload,
+    pick,
+    record_choices,
+)
 from pianomime_env.learning.evaluation import HELDOUT_SONGS, check_heldout, evaluate_song
 from pianomime_env.learning.policies import build_mlp, save_checkpoint
 from pianomime_env.learning.runs import Timer, open_run_dir, parse_args, save_json
@@ -149,8 +156,6 @@ def play_round(args: Args, k: int, network: dict | None) -> tuple[list[dict], li
         (i, (song, args.max_seconds, network, beta, args.margin, args.seed + 1000 * k + i))
         for i, song in enumerate(args.songs)
     ]
-    from tqdm import tqdm
-
     episodes, failed = {}, []
     bar = tqdm(total=len(tasks), desc=f"round {k}", disable=not args.progress)
     for i, result in run_tasks(record_choices, tasks, workers=args.workers):
@@ -208,8 +213,6 @@ def agreement(network: dict, x: np.ndarray, scores: np.ndarray, margin: float) -
     """How the network's picks on ``x`` compare with the teacher's (rollout argmax): the share
     it matches, and the mean rollout score it gives up per chunk (0 for the teacher; the default
     candidate's loss for comparison)."""
-    from pianomime_env.learning.chooser import ChooserNetwork, pick
-
     net = ChooserNetwork(network["actor"], network["obs_norm"])
     picks = np.array([pick(net.gains(row), margin) for row in x])
     best = scores.max(axis=1)
@@ -222,7 +225,9 @@ def agreement(network: dict, x: np.ndarray, scores: np.ndarray, margin: float) -
     }
 
 
-def checkpoint(args: Args, network: dict, rounds_done: int) -> dict:
+def checkpoint(args: Args, network: dict, rounds_done: int, reader: dict) -> dict:
+    """The chooser's ``model.pt``; ``reader`` is an episode of :func:`record_choices` (its
+    chunk and horizon steps and control timestep are what the network was trained for)."""
     return {
         "algorithm": "lookahead-chooser",
         "actor": network["actor"],
@@ -231,11 +236,11 @@ def checkpoint(args: Args, network: dict, rounds_done: int) -> dict:
         "observation_layout": [],
         "wrapper": {"residual": False},
         "candidates": candidates_payload(DEFAULT_CANDIDATES),
-        "chunk_steps": 10,
-        "horizon_steps": 20,
+        "chunk_steps": reader["chunk_steps"],
+        "horizon_steps": reader["horizon_steps"],
         "margin": float(args.margin),
         "feature_names": list(FEATURE_NAMES),
-        "control_timestep": 0.05,
+        "control_timestep": reader["control_timestep"],
         "rounds": rounds_done,
         "songs": list(args.songs),
     }
@@ -290,11 +295,13 @@ def main(args: Args) -> dict:
         row |= {"aggregate_chunks": int(len(x)), "final_loss": loss}
         row["learner_on_aggregate"] = agreement(network, x, scores, args.margin)
         rounds.append(row)
-        save_checkpoint(run_dir / f"model_round{k}.pt", checkpoint(args, network, k))
+        save_checkpoint(run_dir / f"model_round{k}.pt", checkpoint(args, network, k, episodes[0]))
         print(
             json.dumps({key: row[key] for key in ("round", "chunks", "episode_f1", "final_loss")})
         )
-    model_path = save_checkpoint(run_dir / "model.pt", checkpoint(args, network, args.rounds))
+    model_path = save_checkpoint(
+        run_dir / "model.pt", checkpoint(args, network, args.rounds, episodes[0])
+    )
     np.savez_compressed(run_dir / "choices.npz", **{k: np.concatenate(v) for k, v in data.items()})
     evaluation = None
     if args.eval_songs:

@@ -96,6 +96,7 @@ def test_teacher_episode_is_the_look_ahead_and_labels_its_picks():
     c = len(rec["chosen"])
     assert c == -(-rec["steps"] // 10) and rec["features"].shape == (c, len(FEATURE_NAMES))
     assert rec["scores"].shape == (c, 7)
+    assert (rec["chunk_steps"], rec["horizon_steps"], rec["control_timestep"]) == (10, 20, 0.05)
     np.testing.assert_array_equal(rec["chosen"], rec["teacher"])
     np.testing.assert_array_equal(rec["teacher"], rec["scores"].argmax(axis=1))
 

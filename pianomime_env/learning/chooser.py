@@ -211,7 +211,9 @@ def record_choices(
 
     Returns ``features`` (C, F) float32, ``scores`` (C, K) float32 (each candidate's rollout
     score), ``chosen`` (C,) int (executed), ``teacher`` (C,) int (the rollouts' best),
-    ``metrics`` (the episode's), ``steps``, ``seconds``. A module-level function, so that
+    ``metrics`` (the episode's), ``steps``, ``seconds``, and the reader's ``chunk_steps``,
+    ``horizon_steps`` and the env's ``control_timestep`` (what a checkpoint must record). A
+    module-level function, so that
     :func:`~pianomime_env.collection.fanout.run_tasks` can run it in a worker.
     """
     from pianomime_env.learning.evaluation import song_env
@@ -250,6 +252,9 @@ def record_choices(
         "metrics": dict(info.get("metrics", {})),
         "steps": int(env.t),
         "seconds": time.perf_counter() - start,
+        "chunk_steps": reader.chunk_steps,
+        "horizon_steps": reader.horizon_steps,
+        "control_timestep": float(env.control_timestep),
     }
     env.close()
     return out
