@@ -4,6 +4,7 @@ CPU-ms per update and per env step, measured with ``time.thread_time`` (CPU time
 so other jobs on the machine hardly change it), torch at 1 thread, median of rounds.
 
     .venv/bin/python benchmarks/bench_droq_update.py --rounds 5
+    .venv/bin/python benchmarks/bench_droq_update.py --profile   # ... and where an update's CPU goes
 
 The env step's own CPU cost (≈ 3 ms, ``benchmarks/bench_vector.py``) comes on top.
 """
@@ -31,6 +32,8 @@ class Args:
     """Updates per timing round."""
     rounds: int = 5
     """Timing rounds; medians are reported."""
+    profile: bool = False
+    """Also run torch.profiler over --updates updates and print the ops by self CPU time."""
 
 
 def _droq_script():
@@ -75,6 +78,13 @@ def main(args: Args) -> dict:
         "load_average": os.getloadavg(),
     }
     print(json.dumps(result, indent=2))
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.updates):
+                learner.update()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     return result
 
 
