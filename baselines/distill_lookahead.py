@@ -52,7 +52,7 @@ from pianomime_env.learning.chooser import (
     record_choices,
 )
 from pianomime_env.learning.evaluation import HELDOUT_SONGS, check_heldout, evaluate_song
-from pianomime_env.learning.policies import build_mlp, save_checkpoint
+from pianomime_env.learning.policies import RunningMeanStd, build_mlp, save_checkpoint
 from pianomime_env.learning.runs import Timer, open_run_dir, parse_args, save_json
 
 #: The training songs of docs/generalist.md's dataset (Bach chorales and folk collections only).
@@ -181,10 +181,13 @@ def train(torch, args: Args, x: np.ndarray, y: np.ndarray) -> tuple[dict, dict, 
     """A new MLP fitted to gains ``y`` (N, K) from features ``x`` (N, F): (actor, obs_norm,
     final loss)."""
     torch.manual_seed(args.seed)
-    mean = x.mean(axis=0).astype(np.float64)
-    var = x.var(axis=0).astype(np.float64)
-    obs_norm = {"mean": mean, "var": var, "clip": 5.0, "eps": 1e-6}
-    xn = np.clip((x - mean) / np.sqrt(var + 1e-6), -5.0, 5.0).astype(np.float32)
+    rms = RunningMeanStd(x.shape[1], clip=5.0, eps=1e-6)  # the statistics of exactly x
+    rms.mean, rms.var, rms.count = (
+        x.mean(axis=0, dtype=np.float64),
+        x.var(axis=0, dtype=np.float64),
+        len(x),
+    )
+    xn = rms.normalize(x)
     net = build_mlp(x.shape[1], args.hidden, y.shape[1], args.activation)
     opt = torch.optim.AdamW(net.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     xt, yt = torch.as_tensor(xn), torch.as_tensor(y.astype(np.float32))
@@ -203,10 +206,7 @@ def train(torch, args: Args, x: np.ndarray, y: np.ndarray) -> tuple[dict, dict, 
         "out_dim": int(y.shape[1]),
         "activation": args.activation,
     }
-    obs_norm = {
-        k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in obs_norm.items()
-    }
-    return actor, obs_norm, float(loss.detach())
+    return actor, rms.state_dict(), float(loss.detach())
 
 
 def agreement(network: dict, x: np.ndarray, scores: np.ndarray, margin: float) -> dict:

@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 
 from pianomime_env.control.lookahead import DEFAULT_CANDIDATES, LookaheadSightReader
-from pianomime_env.learning.policies import PolicyError
+from pianomime_env.learning.policies import PolicyError, RunningMeanStd
 
 __all__ = [
     "FEATURE_NAMES",
     "ChooserNetwork",
     "ChooserPolicy",
     "choice_features",
+    "pick",
     "record_choices",
 ]
 
@@ -115,7 +116,8 @@ class ChooserNetwork:
     Args:
         actor: the checkpoint's ``actor`` (``state_dict`` of a ``torch.nn.Sequential`` of
             Linear / activation layers, ``activation``).
-        obs_norm: ``mean``, ``var`` (F,), ``clip``, ``eps``.
+        obs_norm: a :class:`~pianomime_env.learning.policies.RunningMeanStd` state (``mean``,
+            ``var`` (F,), ``clip``, ``eps``; ``count`` optional: only updates read it).
     """
 
     def __init__(self, actor: Mapping[str, Any], obs_norm: Mapping[str, Any]) -> None:
@@ -130,15 +132,11 @@ class ChooserNetwork:
         self.activation = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}[
             actor["activation"]
         ]
-        self.mean = _numpy(obs_norm["mean"])
-        self.std = np.sqrt(_numpy(obs_norm["var"]) + float(obs_norm["eps"]))
-        self.clip = float(obs_norm["clip"])
+        self.norm = RunningMeanStd.from_state_dict({"count": 0.0, **obs_norm})
 
     def gains(self, features: np.ndarray) -> np.ndarray:
         """Predicted score gain of each candidate over the default (K,) (float64)."""
-        x = np.clip(
-            (np.asarray(features, np.float64) - self.mean) / self.std, -self.clip, self.clip
-        )
+        x = self.norm.normalize(features).astype(np.float64)
         for i, (w, b) in enumerate(self.layers):
             x = x @ w + b
             if i < len(self.layers) - 1:
@@ -242,7 +240,7 @@ def record_choices(
         obs, _, terminated, truncated, info = env.step(reader(obs))
         if terminated or truncated:
             break
-    k = len(DEFAULT_CANDIDATES)
+    k = len(reader.configs)
     out = {
         "song": song,
         "features": np.asarray(rows["features"], np.float32).reshape(-1, len(FEATURE_NAMES)),
