@@ -109,6 +109,10 @@ from pianomime_env.learning.runs import (
 class Args:
     dataset: str = "pianomime/generalist-sr-v0"
     """Minari id of a `pianomime collect` dataset (in $MINARI_DATASETS_PATH)."""
+    dataset_steps: int | None = None
+    """Train on a fixed random subset of the dataset's episodes of at most this many steps
+    (nested: a smaller budget's episodes are among a larger one's; for data-size curves);
+    default the whole dataset."""
     exp_name: str = "bc"
     """Experiment name (part of the default run directory)."""
     labels: Literal["expert", "executed"] = "expert"
@@ -231,6 +235,7 @@ def load_data(args: Args) -> ImitationData:
             env_kwargs=parse_env_kwargs(args.env_kwargs),
             labels=args.labels,
             two_level=args.two_level,
+            max_steps=args.dataset_steps,
             progress=args.progress,
         )
     except ValueError as exc:
@@ -427,7 +432,13 @@ def checkpoint_fields(args: Args, data: ImitationData, encoder: Any) -> dict:
 
 def dataset_summary(args: Args, data: ImitationData) -> dict:
     songs, episodes = len(set(data.songs)), len(data.songs)
-    return {"id": args.dataset, "songs": songs, "episodes": episodes, "steps": data.steps}
+    return {
+        "id": args.dataset,
+        "songs": songs,
+        "episodes": episodes,
+        "steps": data.steps,
+        "max_steps": args.dataset_steps,
+    }
 
 
 @dataclass

@@ -197,3 +197,18 @@ def test_bc_two_level_trains_plays_resumes_and_refuses_residual(data_env, tmp_pa
     np.testing.assert_array_equal(policy.plan_origin, obs["fingertips"])
     assert np.abs(policy.last_target[:30] - obs["fingertips"]).max() < 0.1
     env.close()
+
+
+def test_bc_dataset_steps_trains_on_a_subset_and_refuses_too_small(data_env, tmp_path):
+    run_dir = tmp_path / "bc_sub"
+    args = ["--dataset", DATASET, "--dataset-steps", "200", "--total-steps", "20"]
+    proc = run("bc.py", [*args, "--eval-every", "0", *EVAL, "--run-dir", str(run_dir)], data_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dataset = json.loads((run_dir / "summary.json").read_text())["dataset"]
+    # Episodes of 81 and 151 steps (two each): a 200-step budget holds one or two of them.
+    assert dataset["max_steps"] == 200 and dataset["steps"] <= 200
+    assert dataset["episodes"] in (1, 2) and dataset["steps"] in (81, 151, 162)
+    small = ["--dataset", DATASET, "--dataset-steps", "50", *EVAL, "--run-dir", str(tmp_path / "y")]
+    proc = run("bc.py", small, data_env)
+    assert proc.returncode != 0 and "shorter than its shortest episode (81 steps)" in proc.stderr
+    assert not (tmp_path / "y").exists()

@@ -140,3 +140,43 @@ def test_two_level_labels_are_next_fingertips_and_executed_actions(tmp_path, mon
         two_level_arrays(load_imitation_data("test/two-v0"))
     with pytest.raises(ValueError, match="residual"):
         load_imitation_data("test/two-v0", wrapper={"residual": True}, two_level=True)
+
+
+def test_episode_subset_is_bounded_nested_and_fixed():
+    from pianomime_env.learning.generalist import episode_subset
+
+    lengths = [400, 400, 120, 400, 37, 400, 250, 400]
+    sizes = [400, 800, 1500, 10_000]
+    subsets = [episode_subset(lengths, n) for n in sizes]
+    for n, sub in zip(sizes, subsets):
+        assert sum(lengths[i] for i in sub) <= n and sub == sorted(sub)
+    assert subsets[-1] == list(range(len(lengths)))  # a budget above the total keeps all
+    for small, large in zip(subsets, subsets[1:]):
+        assert set(small) <= set(large)
+    assert episode_subset(lengths, 800) == subsets[1]  # the same subset every time
+    assert episode_subset(lengths, 36) == []
+    with pytest.raises(ValueError, match="max_steps must be >= 1"):
+        episode_subset(lengths, 0)
+
+
+def test_imitation_data_subset_reads_only_the_picked_episodes(tmp_path, monkeypatch):
+    pytest.importorskip("minari")
+    from pianomime_env.collection.collect import collect
+    from pianomime_env.learning.datasets import episode_metadata
+    from pianomime_env.learning.generalist import episode_subset, load_imitation_data
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    # 151 steps in 60-step segments: 60 / 60 / 31 steps, two episodes each.
+    collect("test/sub-v0", ["CMajorScaleOneHand"], episodes=2, segment_steps=60, workers=1)
+    meta = episode_metadata("test/sub-v0")
+    lengths = [int(m["total_steps"]) for m in meta]
+    assert sorted(lengths) == [31, 31, 60, 60, 60, 60]
+    full = load_imitation_data("test/sub-v0")
+    sub = load_imitation_data("test/sub-v0", max_steps=130)
+    picked = episode_subset(lengths, 130)
+    assert sub.steps == sum(lengths[i] for i in picked) <= 130 and len(sub.actions) == len(picked)
+    for j, i in enumerate(picked):  # the picked episodes' own data, in dataset order
+        np.testing.assert_array_equal(sub.actions[j], full.actions[i])
+        np.testing.assert_array_equal(sub.observations[j]["goal"], full.observations[i]["goal"])
+    with pytest.raises(ValueError, match=r"shorter than its shortest episode \(31 steps\)"):
+        load_imitation_data("test/sub-v0", max_steps=30)

@@ -75,6 +75,7 @@ __all__ = [
     "Normalizer",
     "build_actor",
     "dataset_env",
+    "episode_subset",
     "features",
     "load_imitation_data",
     "low_level_entry",
@@ -265,6 +266,24 @@ class ImitationData:
     executed: list[np.ndarray] | None = None
 
 
+def episode_subset(lengths: Sequence[int], max_steps: int, seed: int = 0) -> list[int]:
+    """Indices of a random subset of episodes with at most ``max_steps`` steps in all.
+
+    The episodes are taken in one fixed random order (``seed``), skipping any that would pass
+    ``max_steps``, so a smaller budget's subset is contained in a larger one's (a data-size
+    curve compares nested datasets). ``lengths``: steps per episode. Returns sorted indices.
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    picked, total = [], 0
+    for i in order.tolist():
+        if total + int(lengths[i]) <= max_steps:
+            picked.append(i)
+            total += int(lengths[i])
+    return sorted(picked)
+
+
 def load_imitation_data(
     dataset_id: str,
     *,
@@ -272,6 +291,7 @@ def load_imitation_data(
     env_kwargs: Mapping[str, Any] | None = None,
     labels: str = "expert",
     two_level: bool = False,
+    max_steps: int | None = None,
     progress: bool = False,
 ) -> ImitationData:
     """Reads a ``pianomime collect`` dataset for imitation.
@@ -286,6 +306,8 @@ def load_imitation_data(
         labels: ``"expert"`` (clean expert action) or ``"executed"`` (noise included).
         two_level: also read the two-level labels (hindsight): ``next_fingertips`` (the
             fingertips observed at t+1) and ``executed`` (the executed action at t).
+        max_steps: read only the episodes :func:`episode_subset` picks (a fixed random subset
+            of at most this many steps, nested across sizes); None: every episode.
     """
     from tqdm import tqdm
 
@@ -301,6 +323,17 @@ def load_imitation_data(
         raise ValueError("two_level with a residual wrapper is not supported")
     ds = load_dataset(dataset_id)
     meta = episode_metadata(ds)
+    indices = list(range(len(meta)))
+    if max_steps is not None:
+        indices = episode_subset([int(m["total_steps"]) for m in meta], max_steps)
+        if not indices:
+            shortest = min(int(m["total_steps"]) for m in meta)
+            raise ValueError(
+                f"dataset {dataset_id}: max_steps={max_steps} is shorter than its shortest "
+                f"episode ({shortest} steps)"
+            )
+        meta = [meta[i] for i in indices]
+    episode_ids = [int(i) for i in np.asarray(ds.episode_indices)[indices]]
     envs: dict[str, Any] = {}
     first = str(meta[0].get("song_source", ds.env_spec.kwargs.get("song")))
     env = envs[first] = dataset_env(ds, first, env_kwargs)
@@ -315,7 +348,7 @@ def load_imitation_data(
     n_frames = int(wrapper.get("n_demo_frames", 4))
     plans: dict[str, Any] = {}
     for ep, m in tqdm(
-        zip(ds.iterate_episodes(), meta),
+        zip(ds.iterate_episodes(episode_ids), meta),
         total=len(meta),
         desc="loading episodes",
         disable=not progress,
