@@ -5,27 +5,25 @@
 
 With ``trim_silence`` a song's first note sounds at step 0 while the hands start at their rest
 pose, away from it: the residual PPO runs of docs/results.md lose most of their remaining
-fingered key-steps in the first 20 steps. Here each song is trimmed of silence, then every note
-and pedal event is delayed by ``lead`` seconds (so the hands have that long to reach the first
-notes), and the plain sight-reader (the residual learners' nominal) plays the whole song once,
-seed 0. Silent steps add no true or false positives to RoboPianist's per-step F1, so the
-figures compare directly. No training; a few seconds per song and lead.
+fingered key-steps in the first 20 steps. Here each song is trimmed of silence and then given
+``lead`` seconds of silence before its first note by the env's ``initial_buffer_time``
+(RoboPianist's option of the same name: ``gym.make(id, trim_silence=True,
+initial_buffer_time=1.0)``), so the hands have that long to reach the first notes, and the
+plain sight-reader (the residual learners' nominal) plays the whole song once, seed 0. Silent
+steps add no true or false positives to RoboPianist's per-step F1, so the figures compare
+directly. No training; a few seconds per song and lead.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import tyro
 
 from pianomime_env.control.sightreader import SightReader
 from pianomime_env.envs.piano import PianoMimeEnv
-from pianomime_env.music.songs import Song
-from pianomime_env.music.sources import load_song
 
 
 @dataclass
@@ -40,17 +38,8 @@ class Args:
     """Also write the rows as JSON here."""
 
 
-def delayed(song: Song, lead: float) -> Song:
-    """``song`` with every note and pedal event ``lead`` seconds later (the pedal state at time
-    0 stays at time 0)."""
-    pedal = np.where(song.sustain_time > 0, song.sustain_time + lead, song.sustain_time)
-    return dataclasses.replace(
-        song, start=song.start + lead, end=song.end + lead, sustain_time=pedal
-    )
-
-
 def measure(song: str, lead: float) -> dict:
-    env = PianoMimeEnv(delayed(load_song(song).trim_silence(), lead))
+    env = PianoMimeEnv(song, trim_silence=True, initial_buffer_time=lead)
     reader = SightReader(env)
     obs, _ = env.reset(seed=0)
     reader.reset()
