@@ -212,3 +212,25 @@ def test_bc_dataset_steps_trains_on_a_subset_and_refuses_too_small(data_env, tmp
     proc = run("bc.py", small, data_env)
     assert proc.returncode != 0 and "shorter than its shortest episode (81 steps)" in proc.stderr
     assert not (tmp_path / "y").exists()
+
+
+def test_data_size_curve_trains_nested_subsets_and_plots(data_env, tmp_path):
+    out = tmp_path / "curve"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "data_size_curve.py"), "--dataset", DATASET]
+    cmd += ["--sizes", "100", "0", "--seeds", "0", "--total-steps", "20", "--out", str(out)]
+    cmd += ["--heldout-songs", "TwinkleTwinkleLittleStar", "--max-seconds", "2"]
+    cmd += ["--train-songs", "CMajorScaleOneHand"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=data_env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    record = json.loads((out / "rows.json").read_text())
+    small, full = record["rows"]
+    assert small["steps"] == 81 and small["episodes"] == 1  # episodes of 81 and 151 steps
+    assert full["steps"] == 2 * (81 + 151) and full["songs"] == 2
+    assert small["gradient_steps"] == full["gradient_steps"] == 20
+    assert 0 <= small["heldout_f1"] <= 1 and record["teacher"]["train_songs"]["f1"] > 0.5
+    assert (out / "curve.png").stat().st_size > 0 and "sight-reader" in (
+        out / "curve.md"
+    ).read_text()
+    # Run again: every output exists, nothing is retrained or re-evaluated.
+    proc = subprocess.run(cmd, cwd=ROOT, env=data_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "+ " not in proc.stdout
