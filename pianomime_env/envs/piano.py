@@ -184,7 +184,9 @@ class PianoMimeEnv(gym.Env, EzPickle):
         initial_buffer_time: seconds of silence added before the first note (after
             ``trim_silence``): a lead-in for the hands to reach the first notes from their rest
             pose. With ``trim_silence=True`` and 0 the first note sounds at step 0; 1.0 lifts
-            the sight-reader on Twinkle from F1 0.884 to 0.919 (``benchmarks/lead_in.py``).
+            the sight-reader's F1 on Twinkle's own steps from 0.884 to 0.909
+            (``benchmarks/lead_in.py``). Per-step F1 scores a silent step with nothing pressed
+            1.0, so the episode's F1 counts the lead-in too (0.919 there).
         gravity_compensation: cancel gravity on the hands.
         wrong_press_termination: end the episode when a key that should be up is pressed.
         disable_hand_collisions: the two hands pass through each other.
