@@ -828,6 +828,9 @@ def main(args: Args) -> dict:
     run = Run(run_dir, saved_args, timer, writer, dataset_summary(args, data))
     run.dagger = dagger_state(args, resume)
     d = run.dagger
+    if d is None:  # plain BC trains on bc.xn alone: free the observations and raw features
+        data.observations.clear()
+        del train_set
     if d is not None:
         check_dataset_prefix(args, run)
     summary = None

@@ -180,6 +180,10 @@ def low_level_entry(
     }
 
 
+#: Rows per block when :meth:`Normalizer.fit` accumulates its statistics.
+_FIT_BLOCK = 65_536
+
+
 @dataclass
 class Normalizer:
     """``(x - offset) / scale`` per dimension; ``kind`` ``"minmax"`` maps the data's range to
@@ -191,19 +195,29 @@ class Normalizer:
 
     @classmethod
     def fit(cls, x: np.ndarray, kind: str = "minmax") -> Normalizer:
-        x = np.asarray(x, np.float64).reshape(-1, np.shape(x)[-1])
-        if kind == "minmax":
-            lo, hi = x.min(axis=0), x.max(axis=0)
-            offset, scale = (hi + lo) / 2, (hi - lo) / 2
-        elif kind == "zscore":
-            offset, scale = x.mean(axis=0), x.std(axis=0)
-        else:
+        """Fits to ``x`` (..., F) over all leading axes. The statistics are accumulated in
+        float64 over blocks of rows, so a large float32 dataset (0.5M steps x 1150 features:
+        2.3 GB) is never copied whole."""
+        x = np.asarray(x)
+        x = x.reshape(-1, x.shape[-1])
+        if kind not in ("minmax", "zscore"):
             raise ValueError(f"kind must be 'minmax' or 'zscore', got {kind!r}")
+        blocks = [x[i : i + _FIT_BLOCK] for i in range(0, len(x), _FIT_BLOCK)]
+        if kind == "minmax":
+            lo = np.min([b.min(axis=0) for b in blocks], axis=0).astype(np.float64)
+            hi = np.max([b.max(axis=0) for b in blocks], axis=0).astype(np.float64)
+            offset, scale = (hi + lo) / 2, (hi - lo) / 2
+        else:
+            offset = sum(b.sum(axis=0, dtype=np.float64) for b in blocks) / len(x)
+            var = sum(np.square(b - offset).sum(axis=0) for b in blocks) / len(x)
+            scale = np.sqrt(var)
         scale = np.where(scale < 1e-6, 1.0, scale)
         return cls(offset.astype(np.float32), scale.astype(np.float32), kind)
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, np.float32) - self.offset) / self.scale).astype(np.float32)
+        out = np.subtract(x, self.offset, dtype=np.float32)
+        out /= self.scale
+        return out
 
     def unnormalize(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, np.float32) * self.scale + self.offset).astype(np.float32)
