@@ -434,3 +434,18 @@ def test_evaluate_reports_a_bad_song_and_plays_the_rest(tmp_path):
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["song"] for r in result["rows"]] == ["CMajorChordProgressionTwoHands"]
     assert list(result["failed"]) == [str(bad)]
+
+
+def test_evaluate_workers_use_one_torch_thread():
+    """A worker plays one song on one core: torch imported after the initializer (as
+    load_policy imports it) and torch imported before it both end with one thread."""
+    pytest.importorskip("torch")
+    code = (
+        "import sys; sys.path.insert(0, {root!r}); import evaluate; {pre}"
+        "evaluate.one_torch_thread(); import torch; print(torch.get_num_threads())"
+    )
+    for pre in ("", "import torch; torch.set_num_threads(2); "):
+        src = code.format(root=str(ROOT / "baselines"), pre=pre)
+        proc = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip() == "1"
