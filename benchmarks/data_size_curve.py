@@ -69,8 +69,8 @@ def default_train_songs(dataset: str, n: int = 4) -> list[str]:
 
 def train(args: Args, size: int, seed: int, run_dir: Path) -> dict:
     summary = run_dir / "summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("final"):
-        return json.loads(summary.read_text())
+    if summary.is_file() and (done := json.loads(summary.read_text())).get("final"):
+        return done
     bc = [sys.executable, "baselines/bc.py"]
     if (run_dir / "resume.pt").is_file():
         run([*bc, "--resume", str(run_dir)])

@@ -30,7 +30,7 @@ import tyro
 from pianomime_env.demos import from_midi
 from pianomime_env.envs.piano import PianoMimeEnv
 from pianomime_env.learning.evaluation import make_policy
-from pianomime_env.music.metrics import per_step_prf
+from pianomime_env.music.metrics import note_onsets, per_step_prf
 
 
 @dataclass
@@ -62,9 +62,10 @@ def misses(song: str, policy: str, env_kwargs: dict, first_steps: int) -> dict:
     played = env.played_keys
     n = len(played)
     goal = env.trajectory.keys[:n] > 0.5
-    fingered = from_midi(env.trajectory, control_timestep=env.control_timestep, env=env)
-    fingered = np.asarray(fingered.fingering)[:n] >= 0
-    onset = goal & ~np.vstack([np.zeros((1, goal.shape[1]), bool), goal[:-1]])
+    plan = from_midi(env.trajectory, control_timestep=env.control_timestep, env=env)
+    fingered = np.asarray(plan.fingering)[:n] >= 0
+    onset = np.zeros_like(goal)
+    onset[note_onsets(goal)] = True  # the note-onset metric's onsets
     first = int(np.flatnonzero(goal.any(axis=1))[0]) if goal.any() else 0
     early = np.zeros_like(goal)
     early[first : first + first_steps] = True
